@@ -1,0 +1,56 @@
+"""medfuse: multimodal medical-imaging fusion models from PyTorch to validated per-device engines.
+
+The runtime tier (``medfuse.bundle``, ``medfuse.runtime``, ``medfuse.devices``,
+``medfuse.benchmarks``) never imports torch or onnx.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from medfuse.errors import (
+    AccuracyGateError,
+    BackendError,
+    BundleError,
+    CalibrationError,
+    CorruptDicomError,
+    DicomError,
+    EngineBuildError,
+    ExportError,
+    IncompatibleBundleError,
+    IntegrityError,
+    ManifestError,
+    MedfuseError,
+    MissingDependencyError,
+    NotDicomError,
+    PreprocessingError,
+    StudyError,
+    UnsupportedDicomError,
+    UsageError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccuracyGateError",
+    "BackendError",
+    "BundleError",
+    "CalibrationError",
+    "CorruptDicomError",
+    "DicomError",
+    "EngineBuildError",
+    "ExportError",
+    "IncompatibleBundleError",
+    "IntegrityError",
+    "ManifestError",
+    "MedfuseError",
+    "MissingDependencyError",
+    "NotDicomError",
+    "PreprocessingError",
+    "StudyError",
+    "UnsupportedDicomError",
+    "UsageError",
+    "__version__",
+]
+
+logging.getLogger("medfuse").addHandler(logging.NullHandler())

@@ -1,0 +1,1 @@
+"""``medfuse <verb>``: a thin layer over the public API (heavy imports happen inside verbs)."""

@@ -1,0 +1,5 @@
+import sys
+
+from medfuse.cli.main import main
+
+sys.exit(main())

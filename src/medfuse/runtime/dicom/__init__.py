@@ -1,0 +1,1 @@
+"""DICOM ingestion: discovery of studies, the grayscale pixel pipeline, volumes."""

@@ -1,0 +1,54 @@
+"""Pseudonymous study keys: HMAC-SHA256 of a UID with a per-deployment secret.
+
+Results, labels and logs are keyed by :func:`study_key`, never by a raw UID or an unkeyed hash
+of one (UIDs and patient IDs have small, guessable value spaces). The secret stays outside the
+results; :func:`load_or_create_secret` keeps it in a file readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from medfuse.errors import UsageError
+
+__all__ = ["KEY_HEX_CHARS", "load_or_create_secret", "study_key"]
+
+KEY_HEX_CHARS = 32  # 128 bits of the HMAC: collision-free for any realistic study count
+_MIN_SECRET_BYTES = 16
+
+
+def study_key(uid: str, secret: bytes) -> str:
+    """The pseudonymous key of a study: hex of the first 128 bits of HMAC-SHA256(secret, uid)."""
+    if len(secret) < _MIN_SECRET_BYTES:
+        raise UsageError(
+            f"the study-key secret is {len(secret)} bytes; at least {_MIN_SECRET_BYTES} are needed"
+        )
+    digest = hmac.new(secret, uid.strip().encode("ascii", "replace"), hashlib.sha256).hexdigest()
+    return digest[:KEY_HEX_CHARS]
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """Read the deployment secret from ``path``, creating it (32 random bytes, mode 0600) if absent."""
+    path = Path(path)
+    if path.exists():
+        data = path.read_bytes().strip()
+        try:
+            secret = bytes.fromhex(data.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            secret = data
+        if len(secret) < _MIN_SECRET_BYTES:
+            raise UsageError(
+                f"the key secret file holds {len(secret)} bytes; at least {_MIN_SECRET_BYTES} "
+                "are needed (delete it to have a new one generated)"
+            )
+        return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret.hex() + "\n")
+    return secret
