@@ -6,9 +6,8 @@ import json
 import subprocess
 import sys
 
+# Every submodule of these packages is imported (walked), plus the top-level package itself.
 RUNTIME_TIER = [
-    "medfuse",
-    "medfuse.errors",
     "medfuse.bundle",
     "medfuse.runtime",
     "medfuse.devices",
@@ -19,13 +18,15 @@ RUNTIME_TIER = [
 def _modules_after_import(modules: list[str]) -> set[str]:
     code = (
         "import importlib, pkgutil, json, sys\n"
+        "import medfuse, medfuse.errors\n"
         f"for name in {modules!r}:\n"
         "    mod = importlib.import_module(name)\n"
         "    for info in pkgutil.walk_packages(getattr(mod, '__path__', []), name + '.'):\n"
         "        importlib.import_module(info.name)\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
     return set(json.loads(out.stdout))
 
 
