@@ -31,6 +31,8 @@ from medfuse.errors import (
 
 __version__ = "0.1.0"
 
+from medfuse.bundle.reference import reference_bundle_path as reference_bundle  # noqa: E402
+
 __all__ = [
     "AccuracyGateError",
     "BackendError",
@@ -51,6 +53,7 @@ __all__ = [
     "UnsupportedDicomError",
     "UsageError",
     "__version__",
+    "reference_bundle",
 ]
 
 logging.getLogger("medfuse").addHandler(logging.NullHandler())

@@ -77,6 +77,20 @@ def _choice(value: Any, allowed: tuple[str, ...], where: str) -> Any:
     return value
 
 
+def _num(value: Any, where: str) -> float:
+    """A JSON number as float (not a bool or a string), or a ManifestError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ManifestError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _int(value: Any, where: str) -> int:
+    """A JSON integer (not a bool or a string), or a ManifestError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ManifestError(f"{where}: expected an integer, got {value!r}")
+    return value
+
+
 def _floats(value: Any, where: str, n: int | None = None) -> tuple[float, ...]:
     try:
         out = tuple(float(v) for v in value)
@@ -120,8 +134,8 @@ class Window:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "window") -> Window:
         return cls(
-            center=float(_get(d, "center", where)),
-            width=float(_get(d, "width", where)),
+            center=_num(_get(d, "center", where), f"{where}.center"),
+            width=_num(_get(d, "width", where), f"{where}.width"),
             function=_choice(_get(d, "function", where, "LINEAR"), _VOI_FUNCTIONS, f"{where}.function"),
         )
 
@@ -155,7 +169,7 @@ class SeriesSelection:
         return cls(
             modalities=tuple(mods),
             rule=_choice(_get(d, "rule", where, "most_frames"), _RULES, f"{where}.rule"),
-            min_frames=int(_get(d, "min_frames", where, 1)),
+            min_frames=_int(_get(d, "min_frames", where, 1), f"{where}.min_frames"),
         )
 
 
@@ -221,12 +235,14 @@ class IntensityRecipe:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "intensity") -> IntensityRecipe:
         windows = _get(d, "windows", where, [])
+        if not isinstance(windows, list | tuple):
+            raise ManifestError(f"{where}.windows: expected a list, got {windows!r}")
         pct = _floats(_get(d, "percentiles", where, [0.5, 99.5]), f"{where}.percentiles", 2)
         return cls(
             method=_choice(_get(d, "method", where), _METHODS, f"{where}.method"),
             windows=tuple(Window.from_dict(w, f"{where}.windows[{i}]") for i, w in enumerate(windows)),
             percentiles=(pct[0], pct[1]),
-            voi_index=int(_get(d, "voi_index", where, 0)),
+            voi_index=_int(_get(d, "voi_index", where, 0), f"{where}.voi_index"),
             mean=_floats(_get(d, "mean", where, [0.0]), f"{where}.mean"),
             std=_floats(_get(d, "std", where, [1.0]), f"{where}.std"),
         )
@@ -388,12 +404,18 @@ class OutputSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "outputs[?]") -> OutputSpec:
+        shape = _get(d, "shape", where)
+        if not isinstance(shape, list | tuple):
+            raise ManifestError(f"{where}.shape: expected a list, got {shape!r}")
+        labels = _get(d, "labels", where, [])
+        if not isinstance(labels, list | tuple):
+            raise ManifestError(f"{where}.labels: expected a list of strings, got {labels!r}")
         return cls(
             name=str(_get(d, "name", where)),
             meaning=str(_get(d, "meaning", where, "")),
-            shape=tuple(_get(d, "shape", where)),
+            shape=tuple(shape),
             kind=_choice(_get(d, "kind", where, "classification"), _KINDS, f"{where}.kind"),
-            labels=tuple(str(x) for x in _get(d, "labels", where, [])),
+            labels=tuple(str(x) for x in labels),
             activation=_choice(_get(d, "activation", where, "softmax"), _ACTIVATIONS, f"{where}.activation"),
         )
 
@@ -465,11 +487,16 @@ class ModelSpec:
         outputs = _get(d, "outputs", where)
         if not isinstance(inputs, list) or not isinstance(outputs, list):
             raise ManifestError(f"{where}: inputs and outputs must be lists")
+        extra = _get(d, "extra", where, {})
+        if not isinstance(extra, Mapping):
+            raise ManifestError(f"{where}.extra: expected an object, got {extra!r}")
         return cls(
             name=str(_get(d, "name", where)),
             version=str(_get(d, "version", where)),
             description=str(_get(d, "description", where, "")),
-            inputs=tuple(InputSpec.from_dict(x, f"inputs[{i}]") for i, x in enumerate(inputs)),
-            outputs=tuple(OutputSpec.from_dict(x, f"outputs[{i}]") for i, x in enumerate(outputs)),
-            extra=dict(_get(d, "extra", where, {})),
+            inputs=tuple(InputSpec.from_dict(x, f"{where}.inputs[{i}]") for i, x in enumerate(inputs)),
+            outputs=tuple(
+                OutputSpec.from_dict(x, f"{where}.outputs[{i}]") for i, x in enumerate(outputs)
+            ),
+            extra=dict(extra),
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("synth", "write synthetic multimodal studies as DICOM", "medfuse.cli.synth"),
     Verb("train", "train a reference fusion model on synthetic studies", pending="model/export"),
     Verb("export", "export a PyTorch model to an ONNX bundle", pending="model/export"),
-    Verb("inspect", "show a bundle's manifest", pending="model/export"),
+    Verb("inspect", "show a bundle's manifest", module="medfuse.cli.inspect"),
     Verb("quantize", "make INT8 / FP16 variants behind an accuracy gate", pending="quantization"),
     Verb("build", "build a TensorRT engine for this device", pending="TensorRT engines"),
     Verb("run", "screen a folder of DICOM studies offline", pending="lean runtime"),
@@ -57,11 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     for verb in VERBS:
         p = sub.add_parser(verb.name, help=verb.help, description=verb.help)
         p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        if verb.module is not None:
+        if verb.module is not None and _verb_module_exists(verb.module):
             importlib.import_module(verb.module).configure(p)
         else:
             p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
+
+
+def _verb_module_exists(module: str) -> bool:
+    """Whether a verb's module is present (a partial install may lack one)."""
+    return importlib.util.find_spec(module) is not None
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -83,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     verb = next(v for v in VERBS if v.name == args.verb)
-    if verb.module is None:
+    if verb.module is None or not _verb_module_exists(verb.module):
         print(
             f"medfuse {verb.name}: not built yet (it arrives with the {verb.pending} work); "
             "see README.md for what works today",

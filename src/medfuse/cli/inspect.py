@@ -1,0 +1,208 @@
+"""``medfuse inspect [BUNDLE] [--json]``: show a bundle's manifest, after checking its files.
+
+Without ``BUNDLE`` the reference bundle shipped with medfuse is shown. Every artifact's sha256 is
+checked first (``--no-verify`` skips it); a damaged bundle is an error (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from medfuse.bundle import Bundle, open_bundle, reference_bundle_path
+from medfuse.bundle.spec import InputSpec
+from medfuse.errors import IntegrityError
+
+__all__ = ["configure", "run", "summary"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``inspect`` arguments."""
+    parser.add_argument(
+        "bundle",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="a NAME.medfuse directory or a zip of one (default: the shipped reference bundle)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="do not check the artifacts' sha256 (show a damaged bundle's manifest)",
+    )
+
+
+def _size(bundle: Bundle, rel: str) -> int | None:
+    path = bundle.path / rel
+    return path.stat().st_size if path.is_file() else None
+
+
+def summary(bundle: Bundle, *, verified: bool | None = None) -> dict[str, Any]:
+    """The JSON summary of a bundle that ``inspect --json`` prints.
+
+    Keys: ``path``, ``name``, ``version``, ``description``, ``schema_version``, ``inputs``,
+    ``outputs``, ``variants``, ``engines``, ``artifacts``, ``provenance``, ``verified``.
+    """
+    m = bundle.manifest
+    variants = {}
+    for p, v in m.variants.items():
+        variants[p] = {"precision": p, **v.to_dict(), "size_bytes": _size(bundle, v.file)}
+    return {
+        "path": str(bundle.source.resolve()),
+        "name": m.model.name,
+        "version": m.model.version,
+        "description": m.model.description,
+        "schema_version": m.schema_version,
+        "inputs": [i.to_dict() for i in m.model.inputs],
+        "outputs": [o.to_dict() for o in m.model.outputs],
+        "variants": variants,
+        "engines": {k: {"key": k, **e.to_dict()} for k, e in m.engines.items()},
+        "artifacts": dict(sorted(m.artifacts.items())),
+        "provenance": m.provenance.to_dict(),
+        "verified": verified,
+    }
+
+
+def _recipe(spec: InputSpec) -> str:
+    pre = spec.preprocessing
+    if pre is None:
+        return "presence mask" if spec.role == "presence" else "-"
+    size = "×".join(str(s) for s in pre.size)
+    inten = pre.intensity
+    if inten.method == "windows":
+        how = "windows " + ", ".join(f"{w.center:g}/{w.width:g}" for w in inten.windows)
+    elif inten.method == "percentile":
+        how = f"percentile {inten.percentiles[0]:g}–{inten.percentiles[1]:g}"
+    else:
+        how = inten.method
+    mods = "/".join(pre.selection.modalities)
+    return f"{mods} {pre.geometry} {size}, {how} ({pre.selection.rule})"
+
+
+def _shape(shape: tuple[int | str, ...]) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def _bytes(n: int) -> str:
+    if n < 1000:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("kB", "MB", "GB"):
+        size /= 1000
+        if size < 1000 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+def _accuracy(acc: Mapping[str, Any]) -> str:
+    parts = []
+    for k, v in acc.items():
+        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+    return ", ".join(parts) or "-"
+
+
+def _print_table(bundle: Bundle, verified: bool | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m = bundle.manifest
+    console = Console()
+    state = {True: "all files verified", False: "DAMAGED", None: "not verified"}[verified]
+    console.print(
+        f"[bold]{m.model.name}[/bold] {m.model.version} — {bundle.source.resolve()} "
+        f"(schema {m.schema_version}, {state})"
+    )
+    if m.model.description:
+        console.print(m.model.description)
+
+    inputs = Table(title="inputs", title_justify="left")
+    for col in ("name", "role", "modality", "shape", "dtype", "required"):
+        inputs.add_column(col)
+    for i in m.model.inputs:
+        inputs.add_row(
+            i.name,
+            i.role,
+            i.modality or "-",
+            _shape(i.shape),
+            i.dtype,
+            "yes" if i.required else "no",
+        )
+    console.print(inputs)
+    for i in m.model.inputs:
+        console.print(f"  {i.name}: {_recipe(i)}", highlight=False)
+
+    outputs = Table(title="outputs", title_justify="left")
+    for col in ("name", "meaning", "kind", "shape", "activation", "labels"):
+        outputs.add_column(col, no_wrap=col not in ("meaning", "labels"))
+    for o in m.model.outputs:
+        outputs.add_row(
+            o.name, o.meaning, o.kind, _shape(o.shape), o.activation, ", ".join(o.labels) or "-"
+        )
+    console.print(outputs)
+
+    variants = Table(title="variants", title_justify="left")
+    for col in ("precision", "file", "size", "sha256", "accuracy"):
+        variants.add_column(col)
+    for p, v in m.variants.items():
+        size = _size(bundle, v.file)
+        variants.add_row(
+            p,
+            v.file,
+            "missing" if size is None else _bytes(size),
+            v.sha256[:12],
+            _accuracy(v.accuracy),
+        )
+    console.print(variants)
+
+    if m.engines:
+        engines = Table(title="engines", title_justify="left")
+        for col in ("key", "variant", "TensorRT", "GPU", "CC", "DLA", "built"):
+            engines.add_column(col)
+        for k, e in m.engines.items():
+            engines.add_row(
+                k,
+                e.variant,
+                e.tensorrt_version,
+                e.gpu_name,
+                e.compute_capability,
+                "-" if e.dla_core is None else str(e.dla_core),
+                e.built_at,
+            )
+        console.print(engines)
+    else:
+        console.print("engines: none built yet (`medfuse build` makes one for this device)")
+
+    prov = m.provenance
+    console.print(
+        f"provenance: medfuse {prov.medfuse_version}, created {prov.created_at}, "
+        f"torch {prov.torch_version or '-'}, onnx {prov.onnx_version or '-'}, "
+        f"opset {prov.opset or '-'}, training config {(prov.training_config_hash or '-')[:12]}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Show the bundle; exit 1 (via :class:`IntegrityError`) when its files are damaged."""
+    path = args.bundle if args.bundle is not None else reference_bundle_path()
+    bundle = open_bundle(path)
+    verified: bool | None = None
+    if args.verify:
+        report = bundle.verify()
+        if not report.ok:
+            details = "; ".join(p.message for p in report.problems)
+            raise IntegrityError(
+                f"bundle {bundle.label} failed verification ({len(report.problems)} problem(s)): "
+                f"{details} (--no-verify shows its manifest anyway)"
+            )
+        verified = True
+    if args.json:
+        json.dump(summary(bundle, verified=verified), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        _print_table(bundle, verified)
+    return 0
