@@ -1,0 +1,36 @@
+"""Preprocessing: from a discovered study into the model's input buffers, per the ModelSpec.
+
+The same functions prepare training data and run on the device, so a model sees identical
+tensors in both places:
+
+- :func:`select_series` picks the series that feeds an input (:class:`SeriesSelection`);
+- :func:`preprocess_series` reads it and writes one input tensor into a caller-owned view;
+- :func:`preprocess_study` does that for every image input and fills the presence mask;
+- :func:`resample_volume_into`, :func:`resize_image_into` and :func:`apply_intensity_into`
+  are the array-level steps (geometry rule documented in :mod:`.resample`, intensity in
+  :mod:`.intensity`), all writing into ``out`` without allocating it.
+"""
+
+from __future__ import annotations
+
+from medfuse.runtime.preprocess.intensity import apply_intensity_into, apply_window_into
+from medfuse.runtime.preprocess.resample import (
+    axis_weights,
+    resample_volume_into,
+    resize_image_into,
+)
+from medfuse.runtime.preprocess.select import select_series, stable_series_order
+from medfuse.runtime.preprocess.study import PreparedStudy, preprocess_series, preprocess_study
+
+__all__ = [
+    "PreparedStudy",
+    "apply_intensity_into",
+    "apply_window_into",
+    "axis_weights",
+    "preprocess_series",
+    "preprocess_study",
+    "resample_volume_into",
+    "resize_image_into",
+    "select_series",
+    "stable_series_order",
+]
