@@ -1,1 +1,54 @@
-"""DICOM ingestion: discovery of studies, the grayscale pixel pipeline, volumes."""
+"""DICOM ingestion: discovery of studies, the grayscale pixel pipeline, volumes.
+
+- :func:`discover_studies` groups a folder's files into Study → Series → Instance, headers only.
+- :func:`read_frames` reads one file as display values in [0, 1] (modality LUT → VOI →
+  polarity), float32 ``(frames, rows, cols)``.
+- :func:`load_volume` / :func:`load_image` read a series as modality values (HU for CT) with
+  geometry: slices sorted along the orientation normal, spacing from PixelSpacing.
+- :func:`apply_modality_lut`, :func:`apply_voi`, :func:`apply_window`, :func:`apply_polarity`
+  are the pipeline's steps as plain functions in the standard's order.
+
+Nothing here logs or raises with patient data, UIDs or input paths; :func:`quiet_pydicom`
+keeps pydicom's own warnings and log records from leaking values.
+"""
+
+from medfuse.runtime.dicom._quiet import quiet_pydicom
+from medfuse.runtime.dicom.discovery import SKIP_REASONS, Discovery, discover_studies
+from medfuse.runtime.dicom.frames import read_frames
+from medfuse.runtime.dicom.processing import (
+    VoiLut,
+    VoiWindow,
+    apply_modality_lut,
+    apply_polarity,
+    apply_voi,
+    apply_window,
+    is_inverted,
+    scale_minmax,
+    voi_transforms,
+)
+from medfuse.runtime.dicom.study import Instance, Series, Study
+from medfuse.runtime.dicom.volume import Image2D, Volume, load_image, load_volume
+
+__all__ = [
+    "SKIP_REASONS",
+    "Discovery",
+    "Image2D",
+    "Instance",
+    "Series",
+    "Study",
+    "VoiLut",
+    "VoiWindow",
+    "Volume",
+    "apply_modality_lut",
+    "apply_polarity",
+    "apply_voi",
+    "apply_window",
+    "discover_studies",
+    "is_inverted",
+    "load_image",
+    "load_volume",
+    "quiet_pydicom",
+    "read_frames",
+    "scale_minmax",
+    "voi_transforms",
+]

@@ -28,6 +28,17 @@ class Instance:
     position: tuple[float, float, float] | None = None  # ImagePositionPatient (first frame)
     orientation: tuple[float, ...] | None = None  # ImageOrientationPatient (6 values)
     pixel_spacing: tuple[float, float] | None = None  # PixelSpacing (row, column) in mm
+    imager_pixel_spacing: tuple[float, float] | None = None  # ImagerPixelSpacing (detector plane)
+    photometric_interpretation: str = ""  # MONOCHROME1, MONOCHROME2, RGB, ...
+    samples_per_pixel: int = 1
+
+    @property
+    def is_grayscale(self) -> bool:
+        """Whether the pixel pipeline can read it (one sample, MONOCHROME1/2)."""
+        return self.samples_per_pixel == 1 and self.photometric_interpretation in (
+            "MONOCHROME1",
+            "MONOCHROME2",
+        )
 
 
 @dataclass(frozen=True)

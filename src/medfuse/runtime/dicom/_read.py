@@ -1,0 +1,285 @@
+"""Open one DICOM file, validate what the pixel pipeline needs, decode its pixels once.
+
+Every error here is a medfuse :class:`~medfuse.errors.DicomError` whose message names the
+problem and the offending *header* value (sizes, bit depths, transfer syntax names) but never
+patient data or the file's path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from medfuse.errors import CorruptDicomError, MedfuseError, NotDicomError, UnsupportedDicomError
+from medfuse.runtime.dicom._quiet import reading, redact
+
+__all__ = ["decode", "guarded", "header_int", "open_dataset", "validate_image"]
+
+logger = logging.getLogger(__name__)
+
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+# Refuse to decode more than this many bytes of pixels from one file (decompression bombs).
+MAX_PIXEL_BYTES = 2 * 1024**3
+_PIXEL_PACKAGES = {
+    # transfer syntax keyword prefix → what to pip install (licence-friendly choice first)
+    "JPEG2000": "pylibjpeg-openjpeg",
+    "HTJ2K": "pylibjpeg-openjpeg",
+    "JPEGLS": "pyjpegls",
+    "RLE": "pylibjpeg-rle",
+    "JPEG": "pylibjpeg-libjpeg (GPLv3) or python-gdcm",
+}
+
+
+def open_dataset(path: str | os.PathLike[str], *, headers_only: bool = False) -> Dataset:
+    """Read a DICOM file without ``force``; raise NotDicomError/CorruptDicomError on failure."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise NotDicomError(
+            f"cannot open the file ({type(exc).__name__}); pass the path of a readable DICOM file"
+        ) from redact(exc)
+    if size == 0:
+        raise NotDicomError(
+            "the file is empty (0 bytes); a DICOM file starts with a 132-byte header"
+        )
+    try:
+        with reading():
+            ds = pydicom.dcmread(p, stop_before_pixels=headers_only)
+    except InvalidDicomError as exc:
+        raise NotDicomError(
+            f"not a DICOM file ({size} bytes, no 'DICM' marker after the 128-byte preamble)"
+        ) from redact(exc)
+    except Exception as exc:  # pydicom raises many types on broken files
+        raise CorruptDicomError(
+            f"the DICOM file could not be parsed ({type(exc).__name__}); it is truncated or "
+            "its elements are malformed"
+        ) from redact(exc)
+    if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS or (
+        "DirectoryRecordSequence" in ds
+    ):
+        raise NotDicomError("the file is a DICOMDIR (a media directory), not an image")
+    if "TransferSyntaxUID" not in ds.file_meta:
+        raise CorruptDicomError(
+            "the file meta information has no Transfer Syntax UID (0002,0010); re-export the file"
+        )
+    return ds
+
+
+@contextmanager
+def guarded() -> Iterator[None]:
+    """Turn any stray library exception into CorruptDicomError (message redacted, cause chained).
+
+    pydicom converts element values lazily, so a malformed value raises (ValueError,
+    TypeError, struct.error, ...) wherever it is first read, not in ``dcmread``.
+    """
+    try:
+        with reading():
+            yield
+    except (MedfuseError, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # pyo3 PanicException derives from BaseException
+        raise CorruptDicomError(
+            f"the DICOM file has a malformed element ({type(exc).__name__} while reading it); "
+            "the file is corrupt or was written with invalid values"
+        ) from redact(exc)
+
+
+def header_int(ds: Dataset, keyword: str, default: int | None = None) -> int:
+    """An integer attribute as ``int``, or CorruptDicomError naming the tag and its bad value type."""
+    try:
+        value = ds.get(keyword, default)
+    except Exception as exc:
+        raise CorruptDicomError(f"{keyword} cannot be read; the element is malformed") from redact(
+            exc
+        )
+    if value is None or value == "":
+        if default is not None:
+            return default
+        raise CorruptDicomError(
+            f"{keyword} is missing; a grayscale image needs Rows, Columns, BitsAllocated, "
+            "BitsStored, PixelRepresentation and PixelData"
+        )
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        # the value itself is not echoed: it may be any text
+        raise CorruptDicomError(
+            f"{keyword} is not an integer ({len(str(value))} characters)"
+        ) from redact(exc)
+
+
+def validate_image(ds: Dataset) -> tuple[int, int, int]:
+    """Check the attributes decoding needs; return (frames, rows, columns)."""
+    if "PixelData" not in ds:
+        if "Rows" not in ds:
+            sop = _sop_name(ds)
+            if len(ds) == 0 or "Image" in sop:
+                raise CorruptDicomError(
+                    f"the file declares {sop} but holds no image attributes "
+                    f"({len(ds)} elements were read); it is truncated or malformed"
+                )
+            raise UnsupportedDicomError(
+                f"the file is not an image ({sop}: no Rows and no PixelData); medfuse reads "
+                "CT, MR, CR, DX and other grayscale image objects"
+            )
+        if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+            raise UnsupportedDicomError(
+                "float pixel data (7FE0,0008/0009) is not supported; integer PixelData is"
+            )
+        raise CorruptDicomError("the file has image attributes but no PixelData (7FE0,0010)")
+    rows = header_int(ds, "Rows")
+    cols = header_int(ds, "Columns")
+    bits = header_int(ds, "BitsAllocated")
+    stored = header_int(ds, "BitsStored", bits)
+    header_int(ds, "PixelRepresentation", 0)
+    frames = header_int(ds, "NumberOfFrames", 1)
+    spp = header_int(ds, "SamplesPerPixel", 1)
+    if rows <= 0 or cols <= 0 or frames <= 0:
+        raise CorruptDicomError(
+            f"image size {frames} frame(s) × {rows} × {cols} is empty; all must be positive"
+        )
+    if bits not in (1, 8, 16, 32) or not 0 < stored <= bits:
+        raise CorruptDicomError(
+            f"BitsAllocated {bits} / BitsStored {stored} are invalid; BitsAllocated must be "
+            "1, 8, 16 or 32 and BitsStored in 1..BitsAllocated"
+        )
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if spp != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise UnsupportedDicomError(
+            f"colour image (PhotometricInterpretation {photometric or 'missing'!r}, "
+            f"SamplesPerPixel {spp}); medfuse reads grayscale MONOCHROME1/MONOCHROME2 images"
+        )
+    need = frames * rows * cols * spp * bits // 8
+    if need > MAX_PIXEL_BYTES:
+        raise UnsupportedDicomError(
+            f"the image would decode to {need / 1024**3:.1f} GiB "
+            f"({frames}×{rows}×{cols}×{bits} bits); the limit is {MAX_PIXEL_BYTES / 1024**3:.0f} GiB"
+        )
+    return frames, rows, cols
+
+
+def _sop_name(ds: Dataset) -> str:
+    """The SOP class's name (a standard term, not patient data), or 'unknown SOP class'."""
+    uid = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
+    name = UID(str(uid)).name if uid else ""
+    return name if name and not name[0].isdigit() else "unknown SOP class"
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    return UID(str(ds.file_meta.TransferSyntaxUID))
+
+
+def _check_length(ds: Dataset, tsyntax: UID) -> None:
+    """Native (uncompressed) pixel data must hold at least the bytes the header promises."""
+    if tsyntax.is_compressed:
+        return
+    from pydicom.pixels.utils import get_expected_length
+
+    try:
+        expected = int(get_expected_length(ds, "bytes"))
+    except Exception as exc:
+        raise CorruptDicomError("the image size attributes are inconsistent") from redact(exc)
+    actual = len(ds.PixelData)
+    if actual < expected:
+        raise CorruptDicomError(
+            f"pixel data is truncated: {actual} bytes, the header needs {expected}"
+        )
+
+
+def _check_decoder(tsyntax: UID) -> None:
+    from pydicom.pixels.decoders.base import get_decoder
+
+    name = tsyntax.name if tsyntax.is_transfer_syntax else "an unknown transfer syntax"
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError as exc:
+        raise UnsupportedDicomError(
+            f"no pixel decoder exists for {name}; convert the file to an uncompressed, "
+            "JPEG, JPEG 2000 or RLE transfer syntax"
+        ) from redact(exc)
+    if not decoder.is_available:
+        keyword = tsyntax.keyword or ""
+        package = next(
+            (pkg for prefix, pkg in _PIXEL_PACKAGES.items() if keyword.startswith(prefix)),
+            "pylibjpeg with its plugins",
+        )
+        raise UnsupportedDicomError(
+            f"no decoder is installed for {name}; install {package} (pip install {package.split()[0]})"
+        )
+
+
+_NATIVE = {
+    "1.2.840.10008.1.2": "<",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1": "<",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2.1.99": "<",  # Deflated (inflated at read time)
+    "1.2.840.10008.1.2.2": ">",  # Explicit VR Big Endian
+}
+
+
+def _native_pixels(
+    ds: Dataset, tsyntax: UID, frames: int, rows: int, cols: int
+) -> NDArray[Any] | None:
+    """Uncompressed 8/16/32-bit data straight from the buffer (no copy unless bits need fixing).
+
+    Equivalent to pydicom's native decoder with ``correct_unused_bits``: bits above BitsStored
+    are masked (unsigned) or filled with the sign bit (signed), PS3.5 8.1.1.
+    """
+    order = _NATIVE.get(str(tsyntax))
+    bits = int(ds.BitsAllocated)
+    if order is None or bits not in (8, 16, 32):
+        return None
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    dtype = np.dtype(f"{order}{'i' if signed else 'u'}{bits // 8}")
+    arr = np.frombuffer(ds.PixelData, dtype=dtype, count=frames * rows * cols)
+    stored = int(ds.get("BitsStored", bits) or bits)
+    if stored < bits:
+        shift = bits - stored
+        if signed:
+            arr = np.right_shift(np.left_shift(arr, shift), shift)
+        else:
+            arr = np.bitwise_and(arr, dtype.type((1 << stored) - 1))
+    return arr.reshape(frames, rows, cols)
+
+
+def decode(ds: Dataset) -> NDArray[Any]:
+    """Decode all frames once to a (frames, rows, columns) array of stored values.
+
+    Byte order may be non-native (big-endian files); converting to float32 fixes it for free.
+    Uncompressed data is a read-only view of the file's buffer; copy before writing to it.
+    Native decoders (openjpeg, libjpeg, GDCM) may print to the process's stderr (fd 2).
+    """
+    frames, rows, cols = validate_image(ds)
+    tsyntax = _transfer_syntax(ds)
+    _check_length(ds, tsyntax)
+    native = _native_pixels(ds, tsyntax, frames, rows, cols)
+    if native is not None:
+        return native
+    _check_decoder(tsyntax)
+    try:
+        with reading():
+            arr = ds.pixel_array
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # Rust decoders (pylibjpeg-rle) panic with a BaseException
+        raise CorruptDicomError(
+            f"pixel data could not be decoded ({tsyntax.name if tsyntax.is_transfer_syntax else 'unknown transfer syntax'}, "
+            f"{type(exc).__name__}); the data is truncated or corrupt"
+        ) from redact(exc)
+    arr = np.asarray(arr)
+    if arr.size != frames * rows * cols:
+        raise CorruptDicomError(
+            f"decoded {arr.size} pixels, the header says {frames}×{rows}×{cols}"
+        )
+    return arr.reshape(frames, rows, cols)

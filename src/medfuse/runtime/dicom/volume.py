@@ -1,0 +1,303 @@
+"""Series → arrays with geometry: 3-D volumes (CT/MR) and 2-D images (CR/DX).
+
+Values are *modality values* (HU for CT), float32. Slices are sorted by their position
+projected on the orientation normal (PS3.3 C.7.6.2.1.1), never by InstanceNumber; the slice
+spacing comes from those positions, the in-plane spacing from PixelSpacing — never silently
+from ImagerPixelSpacing (that one is exposed separately on :class:`Image2D`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from medfuse.errors import CorruptDicomError
+from medfuse.runtime.dicom._quiet import quiet_pydicom
+from medfuse.runtime.dicom._read import decode, guarded, open_dataset, validate_image
+from medfuse.runtime.dicom.frames import modality_frames
+from medfuse.runtime.dicom.geometry import (
+    frame_orientation,
+    frame_position,
+    frame_spacing,
+    imager_spacing,
+    slice_normal,
+    slice_thickness,
+)
+from medfuse.runtime.dicom.processing import (
+    F32,
+    VoiLut,
+    VoiWindow,
+    is_inverted,
+    minmax_inplace,
+    modality_transform,
+    rescale_inplace,
+    select_voi,
+    voi_inplace,
+    voi_transforms,
+)
+from medfuse.runtime.dicom.study import Series
+
+__all__ = ["Image2D", "Volume", "load_image", "load_volume"]
+
+logger = logging.getLogger(__name__)
+
+_ORIENTATION_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """A 3-D series as modality values.
+
+    Attributes
+    ----------
+    values:
+        float32 ``(depth, rows, cols)``, modality values (HU for CT), slices in increasing
+        position along the normal ``row cosines × column cosines``.
+    spacing:
+        ``(dz, dy, dx)`` in mm: dz the median distance between sorted slice positions, dy/dx
+        from PixelSpacing. A component that is unknown is 1.0 and ``geometry_known`` is False.
+    origin:
+        ImagePositionPatient of the first slice (mm, LPS), or None.
+    orientation:
+        ImageOrientationPatient (6 direction cosines), or None.
+    geometry_known:
+        Positions, orientation and PixelSpacing were all present; when False the slices are in
+        InstanceNumber order and missing spacings are 1.0.
+    modality:
+        The series' Modality (``"CT"``, ``"MR"``...).
+    """
+
+    values: NDArray[np.float32] = field(repr=False)
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float] | None = field(default=None, repr=False)
+    orientation: tuple[float, ...] | None = None
+    geometry_known: bool = True
+    modality: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        d, h, w = self.values.shape
+        return (d, h, w)
+
+
+@dataclass(frozen=True, eq=False)
+class Image2D:
+    """A 2-D image (first frame of the series' first instance) as modality values.
+
+    Attributes
+    ----------
+    values:
+        float32 ``(rows, cols)`` modality values.
+    spacing:
+        ``(dy, dx)`` in mm from PixelSpacing (calibrated, in the patient), or None when absent
+        or invalid (e.g. ``[0, 0]``). Never taken from ImagerPixelSpacing.
+    imager_spacing:
+        ``(dy, dx)`` from ImagerPixelSpacing (detector plane, magnified), or None.
+    inverted:
+        MONOCHROME1 or PresentationLUTShape INVERSE: VOI output must be flipped.
+    vois:
+        The file's VOIs (windows, then VOI LUTs) in ``voi_index`` order.
+    modality:
+        The series' Modality.
+    """
+
+    values: NDArray[np.float32] = field(repr=False)
+    spacing: tuple[float, float] | None
+    imager_spacing: tuple[float, float] | None = None
+    inverted: bool = False
+    vois: tuple[VoiWindow | VoiLut, ...] = field(default=(), repr=False)
+    modality: str = ""
+
+    def display(self, voi_index: int = 0) -> NDArray[np.float32]:
+        """P-values in [0, 1] as :func:`~medfuse.runtime.dicom.read_frames` computes them.
+
+        The file's VOI number ``voi_index`` (min–max when the file has none), then polarity.
+        Returns a new float32 ``(rows, cols)`` array.
+        """
+        x = self.values.copy()
+        x = (
+            voi_inplace(x, select_voi(list(self.vois), voi_index))
+            if self.vois
+            else minmax_inplace(x)
+        )
+        if self.inverted:
+            np.subtract(F32(1.0), x, out=x)
+        return x
+
+
+def _normal_order(
+    positions: list[tuple[float, float, float]], orientation: tuple[float, ...]
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    normal = slice_normal(orientation)
+    proj = np.asarray(positions, dtype=np.float64) @ normal
+    order = np.argsort(proj, kind="stable")
+    return order, proj[order]
+
+
+def load_volume(series: Series) -> Volume:
+    """Read a series (single-frame slices or enhanced multi-frame) as a sorted 3-D volume.
+
+    Each file is read and decoded once; frames are written straight into the output array.
+
+    Parameters
+    ----------
+    series:
+        A series from :func:`~medfuse.runtime.dicom.discover_studies`.
+
+    Returns
+    -------
+    Volume
+        Modality values ``(depth, rows, cols)`` sorted along the slice normal, with spacing.
+
+    Raises
+    ------
+    CorruptDicomError
+        Empty series, slices of different sizes or orientations, two slices at one position.
+    NotDicomError, UnsupportedDicomError
+        As :func:`~medfuse.runtime.dicom.read_frames`.
+    """
+    quiet_pydicom()
+    with guarded():
+        return _load_volume(series)
+
+
+def _load_volume(series: Series) -> Volume:
+    t0 = time.perf_counter()
+    if not series.instances:
+        raise CorruptDicomError("the series has no image files; pick a series with images")
+    datasets: list[Dataset] = []
+    frames_of: list[tuple[int, int]] = []  # (dataset index, frame index) per slice
+    positions: list[tuple[float, float, float] | None] = []
+    orientations: list[tuple[float, ...] | None] = []
+    numbers: list[int] = []
+    size: tuple[int, int] | None = None
+    for k, inst in enumerate(series.instances):
+        ds = open_dataset(inst.path)
+        n, rows, cols = validate_image(ds)
+        if size is None:
+            size = (rows, cols)
+        elif (rows, cols) != size:
+            raise CorruptDicomError(
+                f"file #{k + 1} of the series is {rows}×{cols} but the first is "
+                f"{size[0]}×{size[1]}; a volume needs slices of one size"
+            )
+        datasets.append(ds)
+        number = inst.instance_number if inst.instance_number is not None else k
+        for f in range(n):
+            frames_of.append((k, f))
+            positions.append(frame_position(ds, f))
+            orientations.append(frame_orientation(ds, f))
+            numbers.append(number * 100_000 + f)
+    assert size is not None
+    depth = len(frames_of)
+    first = datasets[0]
+    iop = orientations[0]
+    known = iop is not None and all(p is not None for p in positions)
+    if known and iop is not None:
+        for o in orientations:
+            if (
+                o is None
+                or max(abs(a - b) for a, b in zip(o, iop, strict=True)) > _ORIENTATION_TOLERANCE
+            ):
+                raise CorruptDicomError(
+                    "the series' slices have different orientations; a volume needs parallel slices"
+                )
+        order, proj = _normal_order([p for p in positions if p is not None], iop)
+        if depth > 1:
+            diffs = np.diff(proj)
+            dz = float(np.median(diffs))
+            if diffs.min() < 1e-4 * max(dz, 1.0) or dz <= 0:
+                raise CorruptDicomError(
+                    f"{int(np.sum(diffs < 1e-4 * max(dz, 1.0)))} slice(s) share a position with "
+                    "another; the series holds several volumes (echoes, phases, time points)"
+                )
+            if float(np.max(np.abs(diffs - dz))) > 0.1 * dz:
+                logger.warning("slice spacing varies by more than 10%% (%d slices)", depth)
+        else:
+            dz = slice_thickness(first) or 1.0
+    else:
+        logger.warning(
+            "slice positions or orientation missing (%d slices); ordering by InstanceNumber", depth
+        )
+        order = np.argsort(np.asarray(numbers), kind="stable")
+        dz = slice_thickness(first) or 1.0
+    pixel = frame_spacing(first, 0)
+    dy, dx = pixel if pixel is not None else (1.0, 1.0)
+
+    out = np.empty((depth, *size), dtype=F32)
+    slot = np.empty(depth, dtype=np.intp)
+    slot[order] = np.arange(depth)
+    by_file: dict[int, list[tuple[int, int]]] = {}
+    for i, (k, f) in enumerate(frames_of):
+        by_file.setdefault(k, []).append((f, int(slot[i])))
+    for k, ds in enumerate(datasets):
+        raw = decode(ds)
+        per_frame = "PerFrameFunctionalGroupsSequence" in ds
+        shared = None if per_frame else modality_transform(ds, 0)
+        for f, s in by_file[k]:
+            view = out[s]
+            view[...] = raw[f]  # cast to native float32
+            res = rescale_inplace(view, modality_transform(ds, f) if per_frame else shared)
+            if res is not view:
+                view[...] = res
+        datasets[k] = Dataset()  # release the encoded pixels as we go
+    first_pos = positions[int(order[0])] if known else None
+    logger.debug(
+        "volume %dx%dx%d, spacing %.3g/%.3g/%.3g mm, %d files in %.1f ms",
+        depth,
+        size[0],
+        size[1],
+        dz,
+        dy,
+        dx,
+        len(series.instances),
+        (time.perf_counter() - t0) * 1e3,
+    )
+    return Volume(
+        values=out,
+        spacing=(dz, dy, dx),
+        origin=first_pos,
+        orientation=iop if known else None,
+        geometry_known=known and pixel is not None,
+        modality=series.modality,
+    )
+
+
+def load_image(series: Series) -> Image2D:
+    """Read the first frame of the series' first file as a 2-D image (CR, DX, MG, ...).
+
+    Parameters
+    ----------
+    series:
+        A series from :func:`~medfuse.runtime.dicom.discover_studies`.
+
+    Returns
+    -------
+    Image2D
+        Modality values ``(rows, cols)``, PixelSpacing (or None) and, separately,
+        ImagerPixelSpacing; polarity and the file's VOIs for :meth:`Image2D.display`.
+    """
+    quiet_pydicom()
+    if not series.instances:
+        raise CorruptDicomError("the series has no image files; pick a series with images")
+    with guarded():
+        return _load_image(series)
+
+
+def _load_image(series: Series) -> Image2D:
+    ds = open_dataset(series.instances[0].path)
+    raw = decode(ds)
+    x = modality_frames(ds, raw[:1])
+    return Image2D(
+        values=x[0],
+        spacing=frame_spacing(ds, 0),
+        imager_spacing=imager_spacing(ds),
+        inverted=is_inverted(ds),
+        vois=tuple(voi_transforms(ds, 0)),
+        modality=series.modality,
+    )
