@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from medfuse.bundle.spec import IntensityRecipe, Window
 from medfuse.errors import PreprocessingError
+from medfuse.runtime.dicom.processing import VoiWindow, linear_coefficients
 
 __all__ = ["apply_intensity_into", "apply_window_into", "require_finite"]
 
@@ -95,14 +96,12 @@ def apply_window_into(
         np.tanh(out, out=out)
         _affine_clip_into(out, 0.5 * inv, 0.5 * inv + shift, None, None, out)
         return
-    if window.function == "LINEAR" and w == 1.0:
+    coef = linear_coefficients(VoiWindow(c, w, window.function))
+    if coef is None:  # LINEAR with width 1 is a step at c - 0.5
         np.greater(values, np.float32(c - 0.5), out=out)
         _affine_clip_into(out, inv, shift, None, None, out)
         return
-    if window.function == "LINEAR":
-        scale, offset = 1.0 / (w - 1.0), 0.5 - (c - 0.5) / (w - 1.0)
-    else:  # LINEAR_EXACT
-        scale, offset = 1.0 / w, 0.5 - c / w
+    scale, offset = coef
     # clip(x*s + o, 0, 1) * inv + shift == clip(x*s*inv + o*inv + shift, shift, inv + shift)
     _affine_clip_into(values, scale * inv, offset * inv + shift, shift, inv + shift, out)
 
