@@ -8,7 +8,7 @@ Two modes per combination:
     (feeds copied into the bound input buffers), ``compute`` (the backend call; with ONNX
     Runtime on CUDA it includes the host↔device copies), ``postprocess`` (output activations,
     as results are built). A backend that exposes GPU timings after each call in a mapping
-    ``last_timings_ms`` (the TensorRT backend: CUDA events for ``h2d`` / ``compute`` / ``d2h``)
+    ``last_timings.stages_ms()`` (the TensorRT backend: CUDA events for ``h2d`` / ``compute`` / ``d2h``)
     has them reported instead of the wall-clock ``compute`` (which is kept as ``execute_wall``).
 ``end_to_end`` (with ``studies``)
     One step is a pass over a folder of DICOM studies the way ``medfuse run`` does it:
@@ -364,10 +364,10 @@ def _tensor_step(session: Any, batch: int) -> StepFn:
             "compute": (t2 - t1) * 1e3,
             "postprocess": (t3 - t2) * 1e3,
         }
-        gpu = getattr(backend, "last_timings_ms", None)
-        if isinstance(gpu, Mapping) and gpu:
+        timings = getattr(backend, "last_timings", None)
+        if timings is not None and hasattr(timings, "stages_ms"):
             stages["execute_wall"] = stages.pop("compute")
-            stages.update({str(k): float(v) for k, v in gpu.items()})
+            stages.update(timings.stages_ms())
         return stages
 
     return step
