@@ -32,6 +32,7 @@ from medfuse.errors import (
 __version__ = "0.1.0"
 
 from medfuse.bundle.reference import reference_bundle_path as reference_bundle  # noqa: E402
+from medfuse.runtime.session import Session  # noqa: E402
 
 __all__ = [
     "AccuracyGateError",
@@ -49,6 +50,7 @@ __all__ = [
     "MissingDependencyError",
     "NotDicomError",
     "PreprocessingError",
+    "Session",
     "StudyError",
     "UnsupportedDicomError",
     "UsageError",

@@ -1,0 +1,112 @@
+"""``medfuse validate``: check a bundle's golden vectors on this machine.
+
+A thin layer over :func:`medfuse.runtime.validate.validate_bundle`: runs ``golden.npz`` through
+the selected (default: every available) backend × variant, prints a table (or the report as
+JSON with ``--json``), writes ``--report FILE``, and exits 0 when every run passed, 1 otherwise
+(including damaged files: an integrity failure is a failed run with a clean message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``medfuse validate``'s arguments to ``parser``."""
+    parser.add_argument(
+        "bundle",
+        nargs="?",
+        default=None,
+        metavar="BUNDLE",
+        help="bundle folder or zip (default: the shipped reference bundle)",
+    )
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=("onnxruntime", "tensorrt"),
+        default=None,
+        help="backend to check (repeatable; default: every backend available here)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=None,
+        metavar="PRECISION",
+        help="variant to check, e.g. fp32, fp16, int8 (repeatable; default: all in the bundle)",
+    )
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=None, help="backend intra-op threads")
+    parser.add_argument(
+        "--report", type=Path, default=None, metavar="FILE", help="write the report as JSON"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the report as JSON instead of a table"
+    )
+
+
+def _table(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, highlight=False)
+    model = data["model"]
+    dev = data["device"]
+    console.print(
+        f"bundle {data['bundle']['label']}: {model['name']} {model['version']} — "
+        f"{dev['cpu_model']} ({dev['cpu_cores']} cores), onnxruntime {dev['onnxruntime']}"
+    )
+    table = Table(
+        "backend", "variant", "device", "output", "max abs err", "allowed", "top-1", "result"
+    )
+    for check in data["checks"]:
+        head = (check["backend"], check["precision"], check["device"] or "-")
+        if check["error"]:
+            table.add_row(*head, "-", "-", "-", "-", f"FAIL: {check['error']}")
+            continue
+        for out in check["outputs"]:
+            err = out["max_abs_error"]
+            top1 = out["top1_agreement"]
+            table.add_row(
+                *head,
+                out["name"],
+                "nan" if err is None else f"{err:.3g}",
+                f"{out['allowed_max_abs_error']:.3g}",
+                "-" if top1 is None else f"{top1:.3f}",
+                "pass" if out["passed"] else "FAIL",
+            )
+    console.print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate; exit 0 when every backend × variant passed, 1 otherwise."""
+    from medfuse.runtime.validate import validate_bundle
+
+    report = validate_bundle(
+        args.bundle,
+        backends=args.backend,
+        variants=args.variant,
+        device=args.device,
+        threads=args.threads,
+    )
+    data = report.to_dict()
+    if args.report is not None:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(data, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        _table(data)
+    if report.passed:
+        if not args.json:
+            print(f"validation passed: {len(report.checks)} backend × variant run(s)")
+        return 0
+    print("medfuse validate: validation FAILED:", file=sys.stderr)
+    for line in report.failures():
+        print(f"  {line}", file=sys.stderr)
+    return 1
