@@ -15,7 +15,6 @@ Runtime tier: numpy and the runtime only; never torch or onnx.
 from __future__ import annotations
 
 from medfuse.benchmarks.compare import CompareRow, bundle_identity, compare_reports
-from medfuse.benchmarks.fingerprint import device_fingerprint, fingerprint_id, hash_hostname
 from medfuse.benchmarks.harness import HarnessConfig, Measurement, measure
 from medfuse.benchmarks.report import (
     SCHEMA_VERSION,
@@ -35,6 +34,7 @@ from medfuse.benchmarks.stats import (
     check_stability,
     percentile,
 )
+from medfuse.devices.fingerprint import device_fingerprint, fingerprint_id, hash_hostname
 
 __all__ = [
     "SCHEMA_VERSION",

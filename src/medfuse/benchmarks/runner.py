@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from medfuse.benchmarks.fingerprint import bundle_facts, device_fingerprint
 from medfuse.benchmarks.harness import HarnessConfig, Measurement, StepFn, measure
 from medfuse.benchmarks.memory import peak_rss_mib, rss_mib, snapshot
 from medfuse.benchmarks.report import BenchReport, ComboResult
@@ -45,6 +44,7 @@ from medfuse.benchmarks.tegrastats import (
     mean_power_mw,
     tegrastats_available,
 )
+from medfuse.devices.fingerprint import bundle_facts, device_fingerprint
 from medfuse.errors import MedfuseError, UsageError
 
 __all__ = ["BenchConfig", "run_benchmark"]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,61 +180,15 @@ class ValidationReport:
 
 
 def device_fingerprint() -> dict[str, Any]:
-    """CPU model and cores, OS, Python, numpy, onnxruntime version and providers, GPU if any.
-
-    Holds no host name, user name or path.
+    """This machine's fingerprint (:func:`medfuse.devices.fingerprint.device_fingerprint`) plus
+    the ONNX Runtime execution providers available. Holds no host name, user name or path.
     """
+    from medfuse.devices.fingerprint import device_fingerprint as machine_fingerprint
     from medfuse.runtime.backends.onnxruntime import ort_providers
 
-    fp: dict[str, Any] = {
-        "cpu_model": _cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "machine": platform.machine(),
-        "os": platform.platform(terse=True),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "onnxruntime": None,
-        "onnxruntime_providers": list(ort_providers()),
-    }
-    try:
-        import onnxruntime
-
-        fp["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    try:
-        from medfuse.devices.detect import detect_device
-
-        dev = detect_device()
-        fp["device"] = {
-            k: v
-            for k, v in dev.to_dict().items()
-            if k
-            in (
-                "kind",
-                "name",
-                "compute_capability",
-                "memory_mib",
-                "driver_version",
-                "cuda_version",
-                "tensorrt_version",
-                "jetpack",
-                "catalog_key",
-            )
-        }
-    except Exception as exc:  # fingerprinting must not stop validation
-        fp["device"] = {"error": type(exc).__name__}
+    fp = machine_fingerprint()
+    fp["onnxruntime_providers"] = list(ort_providers())
     return fp
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def _open(bundle: Any) -> Any:

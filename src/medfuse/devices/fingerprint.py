@@ -1,4 +1,4 @@
-"""The device fingerprint attached to every benchmark result.
+"""The device fingerprint attached to every benchmark result and validation report.
 
 It says what ran the benchmark — CPU model and cores, GPU name / compute capability / driver,
 TensorRT / CUDA / ONNX Runtime / medfuse versions, JetPack and power mode, Python / numpy,

@@ -10,7 +10,7 @@ import socket
 
 import numpy as np
 
-from medfuse.benchmarks.fingerprint import device_fingerprint, fingerprint_id, hash_hostname
+from medfuse.devices.fingerprint import device_fingerprint, fingerprint_id, hash_hostname
 
 
 def test_fields_present() -> None:
