@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import platform
 import statistics
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
 
+from medfuse.devices.fingerprint import device_fingerprint
 from medfuse.runtime.dicom import read_frames
 
 FILES = ["CT_small.dcm", "693_UNCI.dcm", "693_J2KR.dcm", "MR_small.dcm", "RG3_UNCI.dcm"]
@@ -59,27 +59,16 @@ def medfuse(path: str) -> np.ndarray:
     return cv2.resize(frames[0], SIZE, interpolation=cv2.INTER_LINEAR)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def fingerprint() -> dict[str, Any]:
-    return {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pydicom": pydicom.__version__,
-        "opencv": cv2.__version__,
-        "cv2_threads": cv2.getNumThreads(),
-    }
+    fp = device_fingerprint()
+    fp.update(
+        {
+            "pydicom": pydicom.__version__,
+            "opencv": cv2.__version__,
+            "cv2_threads": cv2.getNumThreads(),
+        }
+    )
+    return fp
 
 
 def _stats(ms: list[float]) -> dict[str, float]:

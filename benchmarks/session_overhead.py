@@ -35,32 +35,21 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from medfuse.devices.fingerprint import device_fingerprint
 from medfuse.runtime.session import Session
 
 CACHE = Path(os.environ.get("MEDFUSE_CACHE_DIR", Path.home() / ".cache" / "medfuse")) / "bench"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def fingerprint(threads: int) -> dict[str, Any]:
-    return {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnxruntime": ort.__version__,
-        "providers": ort.get_available_providers(),
-        "intra_op_threads": threads,
-    }
+    fp = device_fingerprint()
+    fp.update(
+        {
+            "providers": ort.get_available_providers(),
+            "intra_op_threads": threads,
+        }
+    )
+    return fp
 
 
 def _models(onnx_path: Path | None) -> list[tuple[str, Path]]:
