@@ -1,0 +1,125 @@
+"""The accuracy gate: a candidate variant against FP32 on held-out studies and golden vectors.
+
+Figures (per output): max and mean absolute drift; for classification outputs top-1 agreement
+with FP32; with labels, macro one-vs-rest AUROC (softmax probabilities) of FP32 and of the
+candidate and its drop; for regression outputs the MAE against the labels and its change
+(``log1p(mL)`` outputs are compared in mL). AUROC comes from :mod:`medfuse.models.metrics`
+(NumPy only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from medfuse.bundle.spec import ModelSpec
+from medfuse.calibration.config import GateConfig
+from medfuse.models.metrics import macro_auroc_ovr, severity_mae_ml
+
+__all__ = ["GateResult", "evaluate_gate"]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Whether a candidate passed, why not, and every figure measured."""
+
+    passed: bool
+    failures: tuple[str, ...]
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"passed": self.passed, "failures": list(self.failures), **dict(self.metrics)}
+
+
+def _softmax(x: NDArray[Any]) -> NDArray[np.float64]:
+    z = np.asarray(x, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+def evaluate_gate(
+    spec: ModelSpec,
+    reference: Mapping[str, NDArray[Any]],
+    candidate: Mapping[str, NDArray[Any]],
+    gate: GateConfig,
+    *,
+    diagnosis: NDArray[np.integer[Any]] | None = None,
+    severity: NDArray[np.floating[Any]] | None = None,
+    labelled: int | None = None,
+) -> GateResult:
+    """Compare ``candidate`` outputs with FP32 ``reference`` outputs and apply ``gate``.
+
+    Parameters
+    ----------
+    spec:
+        Model spec (output kinds, class labels, severity transform).
+    reference, candidate:
+        Output name → ``(N, …)`` arrays for the same N samples.
+    gate:
+        Thresholds.
+    diagnosis, severity:
+        Labels of the first ``labelled`` samples (class index; severity in the labels' unit).
+    labelled:
+        How many leading samples the labels cover (default: all of them).
+
+    Returns
+    -------
+    GateResult
+        ``passed`` when every gated figure is within its threshold.
+    """
+    failures: list[str] = []
+    metrics: dict[str, Any] = {"outputs": {}}
+    n_lab = labelled if labelled is not None else (len(diagnosis) if diagnosis is not None else 0)
+    log1p = spec.extra.get("severity_transform") == "log1p_ml"
+    for out in spec.outputs:
+        ref = np.asarray(reference[out.name], dtype=np.float64)
+        cand = np.asarray(candidate[out.name], dtype=np.float64)
+        if ref.shape != cand.shape:
+            failures.append(f"{out.name}: shape {list(cand.shape)} != FP32 {list(ref.shape)}")
+            continue
+        diff = np.abs(ref - cand)
+        m: dict[str, Any] = {
+            "n": int(ref.shape[0]),
+            "max_abs_drift": float(diff.max(initial=0.0)),
+            "mean_abs_drift": float(diff.mean()) if diff.size else 0.0,
+        }
+        if not np.all(np.isfinite(cand)):
+            failures.append(f"{out.name}: non-finite values")
+        if gate.max_logit_drift is not None and m["max_abs_drift"] > gate.max_logit_drift:
+            failures.append(
+                f"{out.name}: max drift {m['max_abs_drift']:.4g} > {gate.max_logit_drift:g}"
+            )
+        if out.kind == "classification" and ref.ndim == 2 and ref.shape[1] > 1:
+            agree = float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1))) if len(ref) else 1.0
+            m["agreement"] = agree
+            if agree < gate.min_agreement:
+                failures.append(f"{out.name}: top-1 agreement {agree:.4f} < {gate.min_agreement:g}")
+            if diagnosis is not None and n_lab and out.labels:
+                y = np.asarray(diagnosis)[:n_lab]
+                a_ref, _ = macro_auroc_ovr(y, _softmax(ref[:n_lab]), out.labels)
+                a_cand, _ = macro_auroc_ovr(y, _softmax(cand[:n_lab]), out.labels)
+                drop = a_ref - a_cand
+                m.update(auroc_fp32=a_ref, auroc=a_cand, auroc_drop=drop)
+                if np.isfinite(drop) and drop > gate.max_auroc_drop:
+                    failures.append(f"{out.name}: AUROC drop {drop:.4f} > {gate.max_auroc_drop:g}")
+        elif out.kind == "regression" and severity is not None and n_lab:
+            truth = np.asarray(severity, dtype=np.float64)[:n_lab]
+            if log1p:
+                mae_ref = severity_mae_ml(ref[:n_lab], truth)
+                mae_cand = severity_mae_ml(cand[:n_lab], truth)
+            else:
+                mae_ref = float(np.mean(np.abs(ref[:n_lab].reshape(-1) - truth)))
+                mae_cand = float(np.mean(np.abs(cand[:n_lab].reshape(-1) - truth)))
+            m.update(mae_fp32=mae_ref, mae=mae_cand, mae_change=mae_cand - mae_ref)
+            limit = gate.max_severity_mae_increase
+            if limit is not None and mae_cand - mae_ref > limit:
+                failures.append(f"{out.name}: MAE +{mae_cand - mae_ref:.4g} > {limit:g}")
+        metrics["outputs"][out.name] = m
+    return GateResult(not failures, tuple(failures), metrics)

@@ -1,0 +1,134 @@
+"""The quantization report: JSON, Markdown, and PNG plots (matplotlib, when installed)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from medfuse._deps import is_available
+
+__all__ = ["plot_scatter", "plot_sensitivity", "render_markdown", "write_json"]
+
+logger = logging.getLogger(__name__)
+
+
+def write_json(path: Path, report: Mapping[str, Any]) -> Path:
+    """Write ``report`` as indented JSON."""
+    path.write_text(
+        json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+    )
+    return path
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """A human-readable summary of ``report``."""
+    lines = [
+        f"# Quantization report — {report.get('model', '')}",
+        "",
+        f"Calibration: {_fmt(report.get('calibration', {}).get('method'))}, "
+        f"{_fmt(report.get('calibration', {}).get('studies'))} studies, set sha256 "
+        f"`{str(report.get('calibration', {}).get('set_sha256', ''))[:16]}…`",
+        f"Gate: {report.get('gate', {})}",
+        "",
+        "| variant | passed | output | agreement | AUROC drop | MAE change | max drift | mean drift |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for prec, v in report.get("variants", {}).items():
+        for name, m in v.get("gate", {}).get("outputs", {}).items():
+            lines.append(
+                f"| {prec} | {v.get('passed')} | {name} | {_fmt(m.get('agreement', '–'))} | "
+                f"{_fmt(m.get('auroc_drop', '–'))} | {_fmt(m.get('mae_change', '–'))} | "
+                f"{_fmt(m.get('max_abs_drift'))} | {_fmt(m.get('mean_abs_drift'))} |"
+            )
+    for prec, v in report.get("variants", {}).items():
+        if v.get("failures"):
+            lines += ["", f"**{prec} failed:** " + "; ".join(v["failures"])]
+        steps = v.get("sensitivity", {}).get("steps", [])
+        if steps:
+            lines += [
+                "",
+                f"## {prec}: nodes kept in float",
+                "",
+                "| node | op | local error | agreement after | max drift after |",
+                "|---|---|---|---|---|",
+            ]
+            for s in steps:
+                lines.append(
+                    f"| {s['node']} | {s['op_type']} | {_fmt(s['local_error'])} | "
+                    f"{_fmt(s.get('agreement'))} | {_fmt(s.get('max_abs_drift'))} |"
+                )
+        timings = v.get("cpu_candidates")
+        if timings:
+            lines += [
+                "",
+                f"## {prec}: CPU layouts timed",
+                "",
+                "| layout | ms (batch 1) | passed |",
+                "|---|---|---|",
+            ]
+            for t in timings:
+                lines.append(f"| {t['layout']} | {_fmt(t['ms'])} | {t['passed']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot() -> Any:
+    if not is_available("matplotlib"):
+        logger.warning("matplotlib is not installed; quantization plots skipped")
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_sensitivity(path: Path, errors: Sequence[Mapping[str, Any]], top: int = 20) -> Path | None:
+    """Bar chart of per-node local and accumulated error; ``None`` if matplotlib is missing."""
+    plt = _pyplot()
+    if plt is None or not errors:
+        return None
+    rows = list(errors)[:top]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(rows) + 1.5))
+    y = np.arange(len(rows))
+    ax.barh(y, [r["rel_error"] for r in rows], color="#c8c8e8", label="relative error")
+    ax.barh(y, [r["local_error"] for r in rows], color="#4040a0", label="added by the node")
+    ax.set_yticks(y, [f"{r['node']} ({r['op_type']})" for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("relative error vs FP32")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_scatter(
+    path: Path, reference: NDArray[Any], candidate: NDArray[Any], label: str
+) -> Path | None:
+    """FP32-vs-candidate scatter of one output's values; ``None`` if matplotlib is missing."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    r, c = np.ravel(reference), np.ravel(candidate)
+    ax.scatter(r, c, s=6, alpha=0.6)
+    lo, hi = float(min(r.min(), c.min())), float(max(r.max(), c.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
+    ax.set_xlabel("FP32")
+    ax.set_ylabel(label)
+    ax.set_title(f"FP32 vs {label}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,52 @@
+"""The gate's arithmetic on constructed outputs (expected numbers computed here by hand)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medfuse.calibration import GateConfig, evaluate_gate
+from medfuse.models import model_spec
+
+SPEC = model_spec("reference")
+
+
+def _outputs(diag: list[list[float]], sev: list[float]) -> dict[str, np.ndarray]:
+    return {"diagnosis": np.array(diag, np.float32), "severity": np.array(sev, np.float32)[:, None]}
+
+
+REF = _outputs([[3, 0, 0, 0], [0, 3, 0, 0], [0, 0, 3, 0], [0, 0, 0, 3]], [0.0, 1.0, 2.0, 3.0])
+
+
+def test_identical_outputs_pass() -> None:
+    res = evaluate_gate(SPEC, REF, REF, GateConfig())
+    assert res.passed and res.metrics["outputs"]["diagnosis"]["agreement"] == 1.0
+
+
+def test_one_flip_in_four_fails_agreement() -> None:
+    cand = _outputs([[3, 0, 0, 0], [0, 3, 0, 0], [0, 0, 3, 0], [4, 0, 0, 3]], [0.0, 1.0, 2.0, 3.0])
+    res = evaluate_gate(SPEC, REF, cand, GateConfig(min_agreement=0.99))
+    assert not res.passed
+    assert res.metrics["outputs"]["diagnosis"]["agreement"] == 0.75
+    assert res.metrics["outputs"]["diagnosis"]["max_abs_drift"] == 4.0
+    assert evaluate_gate(SPEC, REF, cand, GateConfig(min_agreement=0.75, max_auroc_drop=1.0)).passed
+
+
+def test_auroc_drop_and_mae_change() -> None:
+    labels = np.array([0, 1, 2, 3])
+    truth_ml = np.expm1(np.array([0.0, 1.0, 2.0, 3.0]))
+    # softmax P(class 3): sample 3 (positive) 0.096 < sample 2 (negative) 0.110: AUROC 1 → 2/3
+    cand = _outputs([[3, 0, 0, 0], [0, 3, 0, 0], [0, 0, 3, 1], [2, 0, 0, 0]], [0.0, 1.0, 2.0, 3.5])
+    res = evaluate_gate(
+        SPEC,
+        REF,
+        cand,
+        GateConfig(min_agreement=0.0, max_auroc_drop=0.01),
+        diagnosis=labels,
+        severity=truth_ml,
+    )
+    d = res.metrics["outputs"]["diagnosis"]
+    assert d["auroc_fp32"] == 1.0
+    assert np.isclose(d["auroc_drop"], 1.0 - (3 * 1.0 + 2 / 3) / 4)
+    s = res.metrics["outputs"]["severity"]
+    assert np.isclose(s["mae_change"], (np.expm1(3.5) - np.expm1(3.0)) / 4)
+    assert not res.passed and any("AUROC" in f for f in res.failures)

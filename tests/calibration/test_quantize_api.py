@@ -1,0 +1,180 @@
+"""quantize_bundle end to end on a real ONNX fusion model and synthetic DICOM studies."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from calib_models import fusion_bundle
+
+from medfuse.bundle import open_bundle
+from medfuse.calibration import GateConfig, QuantizeConfig, check_qdq, quantize_bundle
+from medfuse.calibration.reader import scan_studies
+from medfuse.errors import BundleError, CalibrationError
+from medfuse.models import model_spec
+
+LENIENT = GateConfig(min_agreement=0.75, max_auroc_drop=1.0)
+
+
+def _golden_close(bundle_path: Path, precision: str, atol: float) -> None:
+    b = open_bundle(bundle_path)
+    with np.load(b.file("golden.npz")) as z:
+        feeds = {i.name: z[i.name] for i in b.spec.inputs}
+        ref = [z[o.name] for o in b.spec.outputs]
+    sess = ort.InferenceSession(str(b.variant_file(precision)), providers=["CPUExecutionProvider"])
+    for got, want in zip(sess.run(None, feeds), ref, strict=True):
+        np.testing.assert_allclose(got, want, atol=atol * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.fixture(scope="module")
+def quantized(
+    tmp_path_factory: pytest.TempPathFactory, studies: tuple[Path, Path]
+) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("q")
+    b = fusion_bundle(root)
+    cfg = QuantizeConfig(
+        target="both",
+        calibrate_method="minmax",
+        gate=LENIENT,
+        cache_dir=root / "cache",
+        timing_runs=1,
+    )
+    result = quantize_bundle(b, studies[0], cfg, heldout=studies[1])
+    return b.path, result
+
+
+def test_variants_written_with_provenance(quantized: tuple[Path, object]) -> None:
+    path, result = quantized
+    assert result.passed  # type: ignore[attr-defined]
+    m = open_bundle(path).manifest
+    assert {"fp32", "int8", "int8-cpu", "fp16"} <= set(m.variants)
+    cal = m.variants["int8"].calibration
+    assert cal is not None and cal["method"] == "minmax" and cal["studies"] == 10
+    assert len(cal["set_sha256"]) == 64
+    assert m.variants["int8"].accuracy["gate"] == "passed"
+    assert "reports/quantization.json" in m.artifacts and "reports/quantization.md" in m.artifacts
+    report = json.loads((path / "reports/quantization.json").read_text())
+    assert [t["layout"] for t in report["variants"]["int8-cpu"]["cpu_candidates"]]
+
+
+def test_int8_passes_tensorrt_rules(quantized: tuple[Path, object]) -> None:
+    path, _ = quantized
+    report = check_qdq(open_bundle(path).variant_file("int8"))
+    assert report.ok, report.violations
+    assert report.quantize_nodes > 0
+
+
+@pytest.mark.parametrize(("precision", "atol"), [("int8", 0.1), ("int8-cpu", 0.3), ("fp16", 0.01)])
+def test_variants_close_to_fp32_on_golden(
+    quantized: tuple[Path, object], precision: str, atol: float
+) -> None:
+    _golden_close(quantized[0], precision, atol)
+
+
+def test_range_cache_reused_without_reading_dicom(
+    tmp_path: Path, studies: tuple[Path, Path]
+) -> None:
+    b = fusion_bundle(tmp_path)
+    cfg = QuantizeConfig(
+        precisions=("int8",), calibrate_method="minmax", gate=LENIENT, cache_dir=tmp_path / "c"
+    )
+    first = quantize_bundle(b, studies[0], cfg)
+    assert (
+        first.ranges is not None and not first.ranges.cache_hit and first.ranges.studies_read == 10
+    )
+    cfg2 = QuantizeConfig(
+        precisions=("int8",),
+        target="cpu",
+        calibrate_method="minmax",
+        gate=LENIENT,
+        cache_dir=tmp_path / "c",
+        timing_runs=1,
+    )
+    second = quantize_bundle(b.path, studies[0], cfg2)
+    assert second.ranges is not None and second.ranges.cache_hit
+    assert second.ranges.studies_read == 0
+    assert second.ranges.set_hash == first.ranges.set_hash
+
+
+def test_set_hash_stable_and_content_free(tmp_path: Path, studies: tuple[Path, Path]) -> None:
+    from medfuse.calibration.reader import DicomCalibrationReader
+
+    spec = model_spec("reference")
+    hashes = []
+    for limit in (10, 10, 9):
+        reader = DicomCalibrationReader(scan_studies(studies[0], spec, limit=limit), spec)
+        list(reader)
+        hashes.append(reader.set_hash)
+    assert hashes[0] == hashes[1] != hashes[2]
+    labels = (studies[0] / "labels.csv").read_text()
+    keys = [line.split(",")[0] for line in labels.splitlines()[1:]]
+    assert all(k not in hashes[0] for k in keys)
+
+
+def test_too_small_calibration_set(tmp_path: Path, studies: tuple[Path, Path]) -> None:
+    b = fusion_bundle(tmp_path)
+    with pytest.raises(CalibrationError, match=r"5 stud\(ies\) found, at least 8"):
+        quantize_bundle(
+            b, studies[1], QuantizeConfig(precisions=("int8",), cache_dir=tmp_path / "c")
+        )
+
+
+def test_overlapping_heldout_refused(tmp_path: Path, studies: tuple[Path, Path]) -> None:
+    b = fusion_bundle(tmp_path)
+    with pytest.raises(CalibrationError, match="also in the calibration set"):
+        quantize_bundle(b, studies[0], QuantizeConfig(precisions=("fp16",)), heldout=studies[0])
+
+
+def test_bundle_without_fp32(tmp_path: Path, studies: tuple[Path, Path]) -> None:
+    b = fusion_bundle(tmp_path)
+    shutil.copy(b.variant_file("fp32"), tmp_path / "m.onnx")
+    from medfuse.bundle import VariantSource, update_bundle
+
+    b = update_bundle(
+        b, add_variants={"fp16": VariantSource(tmp_path / "m.onnx")}, remove_variants=["fp32"]
+    )
+    with pytest.raises(BundleError, match="no 'fp32' variant"):
+        quantize_bundle(b, studies[0])
+
+
+def test_opset_below_13_refused(tmp_path: Path, studies: tuple[Path, Path]) -> None:
+    b = fusion_bundle(tmp_path, opset=12)
+    with pytest.raises(CalibrationError, match="opset 12"):
+        quantize_bundle(b, studies[0], QuantizeConfig(precisions=("int8",)))
+
+
+def test_sensitivity_exclusion_makes_strict_gate_pass(
+    tmp_path: Path, studies: tuple[Path, Path]
+) -> None:
+    b = fusion_bundle(tmp_path, sensitive=True)
+    before = (b.path / "manifest.json").read_bytes()
+    strict = GateConfig(min_agreement=1.0, max_auroc_drop=1.0, max_logit_drift=0.02)
+    no_search = QuantizeConfig(
+        precisions=("int8",),
+        calibrate_method="minmax",
+        gate=strict,
+        sensitivity=False,
+        cache_dir=tmp_path / "c",
+        plots=False,
+    )
+    failed = quantize_bundle(b, studies[0], no_search)
+    assert not failed.passed
+    assert (b.path / "manifest.json").read_bytes() == before
+    search = QuantizeConfig(
+        precisions=("int8",),
+        calibrate_method="minmax",
+        gate=strict,
+        cache_dir=tmp_path / "c",
+        max_excluded=12,
+    )
+    result = quantize_bundle(b.path, studies[0], search)
+    assert result.passed, result.report
+    steps = result.report["variants"]["int8"]["sensitivity"]["steps"]
+    assert steps and not steps[0]["passed"] and steps[-1]["passed"]
+    excluded = open_bundle(b.path).manifest.variants["int8"].accuracy["nodes_excluded"]
+    assert list(excluded) == [s["node"] for s in steps]
+    assert check_qdq(open_bundle(b.path).variant_file("int8"), excluded=excluded).ok

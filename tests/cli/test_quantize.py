@@ -1,0 +1,69 @@
+"""``medfuse quantize`` in a subprocess: variants added (exit 0), gate failure (exit 1, unchanged)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "calibration"))
+from calib_models import fusion_bundle
+
+from medfuse.bundle import open_bundle
+from medfuse.synthetic import generate_studies
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli-studies") / "calib"
+    generate_studies(out, 8, seed=31)
+    return out
+
+
+def _quantize(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "medfuse.cli.main", "quantize", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_cli_adds_variants(tmp_path: Path, calib: Path) -> None:
+    b = fusion_bundle(tmp_path)
+    proc = _quantize(
+        str(b.path),
+        "--calib",
+        str(calib),
+        "--precision",
+        "int8,fp16",
+        "--method",
+        "minmax",
+        "--gate-agreement",
+        "0.75",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| int8 |" in proc.stdout
+    assert {"int8", "fp16"} <= set(open_bundle(b.path).precisions)
+
+
+def test_cli_gate_failure_leaves_bundle_unchanged(tmp_path: Path, calib: Path) -> None:
+    b = fusion_bundle(tmp_path)
+    before = (b.path / "manifest.json").read_bytes()
+    proc = _quantize(
+        str(b.path),
+        "--calib",
+        str(calib),
+        "--precision",
+        "int8",
+        "--method",
+        "minmax",
+        "--gate-max-drift",
+        "0",
+        "--no-sensitivity",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "gate failed" in proc.stderr and "max drift" in proc.stdout
+    assert (b.path / "manifest.json").read_bytes() == before
