@@ -1,0 +1,185 @@
+"""``medfuse demo``: synthetic studies through the shipped model on ONNX Runtime (CPU).
+
+Generates a few synthetic multimodal studies (real DICOM files, no patient) into a cache folder,
+reuses them on later runs, screens them with the shipped reference bundle and prints one row per
+study and where the result files are. Needs only the base install: no torch, no onnx package.
+
+Cache: ``$MEDFUSE_CACHE`` (default ``~/.cache/medfuse``) holds ``demo-studies/`` (reused while its
+marker file says it is complete and has the requested number of studies) and, unless ``--out``
+says otherwise, ``demo-results/`` (rewritten on every run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from medfuse.errors import UsageError
+
+__all__ = ["cache_root", "configure", "ensure_demo_studies", "run"]
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "MEDFUSE_CACHE"
+_MARKER = ".medfuse-demo.json"
+_DEMO_SEED = 7
+_FORMAT = 1  # bump to regenerate caches written by an older layout
+
+
+def cache_root() -> Path:
+    """``$MEDFUSE_CACHE`` or ``~/.cache/medfuse``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path("~/.cache/medfuse").expanduser()
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``medfuse demo``'s arguments to ``parser``."""
+    parser.add_argument(
+        "--studies", type=int, default=8, metavar="N", help="synthetic studies (default 8)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="results folder (default: <cache>/demo-results)",
+    )
+    parser.add_argument(
+        "--bundle", default=None, help="model bundle; default: the shipped reference model"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print results and summary as one JSON object"
+    )
+
+
+def ensure_demo_studies(folder: Path, studies: int) -> Path:
+    """Synthetic studies in ``folder``: reused when complete, else generated (atomically).
+
+    Parameters
+    ----------
+    folder:
+        Where the studies live. Generation writes to a sibling temporary folder and renames it,
+        so an interrupted run never leaves a half-written cache behind.
+    studies:
+        Number of synthetic patients (one study each).
+    """
+    want = {"format": _FORMAT, "studies": studies, "seed": _DEMO_SEED}
+    marker = folder / _MARKER
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text()) == want:
+                log.info("demo: reusing %d cached synthetic studies", studies)
+                return folder
+        except (OSError, ValueError):
+            pass
+    if folder.exists() and not marker.is_file():
+        raise UsageError(
+            f"the demo cache folder {folder} exists but was not written by medfuse demo; "
+            f"remove it or set {CACHE_ENV} to another folder"
+        )
+    from medfuse.synthetic import generate_studies
+
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    log.info("demo: generating %d synthetic studies", studies)
+    generate_studies(tmp, studies, seed=_DEMO_SEED)
+    (tmp / _MARKER).write_text(json.dumps(want))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``medfuse demo``."""
+    from medfuse.cli.run import progress_bar
+    from medfuse.runtime.results_io import read_results
+    from medfuse.runtime.screening import screen_studies
+
+    if not 1 <= args.studies <= 1000:
+        raise UsageError(f"--studies {args.studies}: give a number from 1 to 1000")
+    root = cache_root()
+    studies = ensure_demo_studies(root / "demo-studies", args.studies)
+    out_dir = Path(args.out) if args.out is not None else root / "demo-results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jsonl, csv = out_dir / "demo-results.jsonl", out_dir / "demo-results.csv"
+    jsonl.unlink(missing_ok=True)  # the demo's own output: rewritten on every run
+    with progress_bar("demo") as on_progress:
+        summary = screen_studies(
+            studies,
+            jsonl,
+            bundle=args.bundle,
+            csv_path=csv,
+            batch_size=4,
+            workers=2,
+            backend="onnxruntime",
+            device="cpu",
+            progress=on_progress,
+        )
+    records = list(read_results(jsonl).records)
+    data = summary.to_dict()
+    if args.json:
+        payload = {"studies_dir": str(studies), "summary": data, "results": records}
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        _print(records, data, studies)
+    return 0
+
+
+def _print(records: Sequence[Mapping[str, Any]], data: Mapping[str, Any], studies: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from medfuse.runtime.results_io import summary_fields
+
+    model = data.get("model") or {}
+    table = Table(
+        title=f"medfuse demo: {len(records)} synthetic studies, model {model.get('name', '?')}"
+    )
+    for col, justify in (
+        ("study", "left"),
+        ("prediction", "left"),
+        ("p", "right"),
+        ("severity", "right"),
+        ("modalities used", "left"),
+        ("missing", "left"),
+        ("latency ms", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for rec in records:
+        row = summary_fields(rec)
+        mods = rec.get("modalities") or {}
+        timing = rec.get("timing_ms") or {}
+        latency = timing.get("total", sum(v for v in timing.values() if isinstance(v, int | float)))
+        pred = row["top_class"] or f"error: {row['error_type']}"
+        table.add_row(
+            str(row["study"])[:10] + "…",
+            pred,
+            "" if row["probability"] is None else f"{row['probability']:.2f}",
+            "" if row["severity"] is None else f"{row['severity']:.2f}",
+            ", ".join(mods.get("used") or ()) or "-",
+            ", ".join(mods.get("missing") or ()) or "-",
+            f"{latency:.0f}",
+        )
+    console = Console()
+    console.print(table)
+    if model:
+        console.print(
+            "model: "
+            + " ".join(
+                str(model[k]) for k in ("name", "version", "variant", "backend") if k in model
+            )
+        )
+    console.print(f"throughput: {data['studies_per_s']:.2f} studies/s")
+    console.print(f"studies:    {studies}")
+    console.print(f"results:    {data['results_jsonl']}")
+    if data.get("results_csv"):
+        console.print(f"csv:        {data['results_csv']}")

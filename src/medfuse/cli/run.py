@@ -1,0 +1,184 @@
+"""``medfuse run``: screen a folder of DICOM studies offline into an append-only JSONL.
+
+A thin layer over :func:`medfuse.runtime.screening.screen_studies`: arguments, a progress bar on
+stderr, and a summary table (or one JSON object with ``--json``) on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["configure", "progress_bar", "run", "summary_tables"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``medfuse run``'s arguments to ``parser``."""
+    parser.add_argument(
+        "studies", type=Path, metavar="STUDIES_DIR", help="folder of DICOM files (any nesting)"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="results JSONL file (one line per study)"
+    )
+    parser.add_argument(
+        "--csv", type=Path, default=None, help="also write a CSV mirror of the results"
+    )
+    parser.add_argument(
+        "--bundle",
+        default=None,
+        help="model bundle (folder or zip); default: the shipped reference model",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=4, metavar="N", help="inference batch size (default 4)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="K",
+        help="reading/preprocessing workers (default 2)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an existing results file; skip studies already in it",
+    )
+    parser.add_argument(
+        "--key-secret-file",
+        type=Path,
+        default=None,
+        metavar="F",
+        help="secret for the pseudonymous study keys (default $MEDFUSE_KEY_SECRET_FILE or "
+        "~/.config/medfuse/study-key.secret; created on first use)",
+    )
+    parser.add_argument(
+        "--backend", default="auto", help="inference backend: auto, onnxruntime, tensorrt"
+    )
+    parser.add_argument("--precision", default="auto", help="model variant: auto, fp32, fp16, int8")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object on stdout"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``medfuse run``; returns 0 when the run completed (per-study errors included)."""
+    from medfuse.runtime.screening import screen_studies
+
+    with progress_bar("screening") as on_progress:
+        summary = screen_studies(
+            args.studies,
+            args.out,
+            bundle=args.bundle,
+            csv_path=args.csv,
+            batch_size=args.batch,
+            workers=args.workers,
+            resume=args.resume,
+            key_secret_file=args.key_secret_file,
+            backend=args.backend,
+            precision=args.precision,
+            device=args.device,
+            threads=args.threads,
+            progress=on_progress,
+        )
+    data = summary.to_dict()
+    if args.json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        _print_summary(data)
+    return 0
+
+
+@contextmanager
+def progress_bar(what: str) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar on stderr; yields the callback that ``screen_studies`` calls.
+
+    The bar appears at the first call (when the studies to screen are known), so a run that
+    fails during its checks prints only its error.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.2f} studies/s"),
+        TextColumn("{task.fields[errors]} errors"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    task: list[Any] = []
+
+    def update(p: Any) -> None:
+        if not task:
+            progress.start()
+            task.append(progress.add_task(what, total=p.total, rate=0.0, errors=0))
+        progress.update(
+            task[0], total=p.total, completed=p.done, rate=p.studies_per_s, errors=p.errors
+        )
+
+    try:
+        yield update
+    finally:
+        if task:
+            progress.stop()
+
+
+def summary_tables(data: Mapping[str, Any]) -> list[Any]:
+    """Rich tables of a screening summary: results by status and class, skipped files, throughput."""
+    from rich.table import Table
+
+    counts = Table(title="results", show_header=True)
+    counts.add_column("")
+    counts.add_column("studies", justify="right")
+    for status, n in sorted(data["by_status"].items()):
+        counts.add_row(f"status {status}", str(n))
+    for cls, n in sorted(data["by_class"].items(), key=lambda kv: -kv[1]):
+        counts.add_row(f"predicted {cls}", str(n))
+    for etype, n in sorted(data["errors_by_type"].items()):
+        counts.add_row(f"error {etype}", str(n))
+    tables = [counts]
+    if data["skipped_files"]:
+        skipped = Table(title="files skipped", show_header=True)
+        skipped.add_column("reason")
+        skipped.add_column("files", justify="right")
+        for reason, n in sorted(data["skipped_files"].items()):
+            skipped.add_row(reason, str(n))
+        tables.append(skipped)
+    run_t = Table(title="run", show_header=False)
+    run_t.add_column("")
+    run_t.add_column("", justify="right")
+    run_t.add_row("studies found", str(data["studies_found"]))
+    run_t.add_row("already in results", str(data["already_done"]))
+    run_t.add_row("screened now", str(data["screened"]))
+    run_t.add_row("throughput", f"{data['studies_per_s']:.2f} studies/s")
+    for stage, ms in data["timing_ms_mean"].items():
+        run_t.add_row(f"mean {stage}", f"{ms:.1f} ms")
+    model = data.get("model") or {}
+    if model:
+        run_t.add_row(
+            "model",
+            " ".join(
+                str(model[k]) for k in ("name", "version", "variant", "backend") if k in model
+            ),
+        )
+    tables.append(run_t)
+    return tables
+
+
+def _print_summary(data: Mapping[str, Any]) -> None:
+    from rich.console import Console
+
+    console = Console()
+    for table in summary_tables(data):
+        console.print(table)
+    console.print(f"results: {data['results_jsonl']}")
+    if data.get("results_csv"):
+        console.print(f"csv:     {data['results_csv']}")
