@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import medfuse
 import medfuse.errors as errors
 from medfuse._deps import require
 from medfuse.errors import MedfuseError, MissingDependencyError
-
-import pytest
 
 
 def test_all_errors_derive_from_root_and_are_exported() -> None:

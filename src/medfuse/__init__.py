@@ -31,8 +31,8 @@ from medfuse.errors import (
 
 __version__ = "0.1.0"
 
-from medfuse.bundle.reference import reference_bundle_path as reference_bundle  # noqa: E402
-from medfuse.runtime.session import Session  # noqa: E402
+from medfuse.bundle.reference import reference_bundle_path as reference_bundle
+from medfuse.runtime.session import Session
 
 __all__ = [
     "AccuracyGateError",

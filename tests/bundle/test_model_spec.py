@@ -103,5 +103,5 @@ def test_presence_width_must_match_image_inputs() -> None:
 
 @pytest.mark.parametrize(("function", "width"), [("LINEAR", 0.5), ("LINEAR_EXACT", 0.0), ("SIGMOID", -1.0)])
 def test_window_width_limits_follow_the_standard(function: str, width: float) -> None:
-    with pytest.raises(ManifestError, match="window.width"):
+    with pytest.raises(ManifestError, match=r"window\.width"):
         Window(0.0, width, function)  # type: ignore[arg-type]
