@@ -1,0 +1,337 @@
+"""A DICOM study as one BYTES tensor element, and what the server does with it.
+
+Wire format (``encode_study`` / ``decode_study``)
+-------------------------------------------------
+A study travels as one byte string, the element of a Triton ``BYTES`` (``TYPE_STRING``) tensor
+of shape ``[1]`` per request. Three forms are accepted:
+
+1. **medfuse framing** (what :func:`encode_study` writes; cheapest to produce and to parse)::
+
+       b"MFSTUDY1"                      8-byte magic
+       uint32 little-endian N           number of files
+       N × (uint64 little-endian L, L bytes of one DICOM Part-10 file)
+
+2. **a tar archive** (POSIX ustar / GNU / pax, uncompressed) of the study's files, e.g.
+   ``tar -cf study.tar STUDY_DIR``: regular members are taken, everything else (folders,
+   links, devices) is ignored;
+3. **one DICOM Part-10 file** (``DICM`` at offset 128): a single-image study (an X-ray).
+
+File names inside a tar are never used: the files are written to a private temporary folder as
+``00000.dcm``, ``00001.dcm``, … so no name from the client reaches the disk, a log or a message.
+
+Errors are PHI-free: :func:`safe_error` keeps a medfuse error's message (PHI-free by contract,
+then redacted of the study's UIDs and the temporary folder) and reduces any other exception to
+its type.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import tarfile
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from medfuse.bundle.spec import ModelSpec
+from medfuse.errors import DicomError, MedfuseError, StudyError, UsageError
+
+__all__ = [
+    "MAGIC",
+    "MAX_FILES",
+    "STUDY_RESULT",
+    "DecodedStudy",
+    "StudyHandler",
+    "decode_study",
+    "encode_study",
+    "encode_study_folder",
+    "materialize_study",
+    "preprocess_payloads",
+    "safe_error",
+]
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"MFSTUDY1"
+MAX_FILES = 100_000
+_COUNT = struct.Struct("<I")
+_LENGTH = struct.Struct("<Q")
+
+
+def encode_study(files: Iterable[bytes]) -> bytes:
+    """Frame the bytes of a study's DICOM files as one payload (medfuse framing).
+
+    Parameters
+    ----------
+    files:
+        The contents of each DICOM file of the study, in any order.
+
+    Raises
+    ------
+    UsageError
+        No file, or more than :data:`MAX_FILES`.
+    """
+    parts = [bytes(f) for f in files]
+    if not parts or len(parts) > MAX_FILES:
+        raise UsageError(
+            f"a study payload needs 1 to {MAX_FILES} files, got {len(parts)}; give the "
+            "study's DICOM files"
+        )
+    out = [MAGIC, _COUNT.pack(len(parts))]
+    for part in parts:
+        out.append(_LENGTH.pack(len(part)))
+        out.append(part)
+    return b"".join(out)
+
+
+def encode_study_folder(folder: str | Path) -> bytes:
+    """Frame every regular file under ``folder`` (recursively, sorted) as one study payload.
+
+    Non-DICOM files travel too and are skipped by the server's discovery, as in ``medfuse run``.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise UsageError("the study folder does not exist or is not a folder")
+    return encode_study(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+def _decode_framed(data: bytes) -> list[bytes]:
+    if len(data) < len(MAGIC) + _COUNT.size:
+        raise DicomError("study payload: truncated medfuse framing (no file count)")
+    (count,) = _COUNT.unpack_from(data, len(MAGIC))
+    if not 1 <= count <= MAX_FILES:
+        raise DicomError(f"study payload: file count {count} is outside 1..{MAX_FILES}")
+    pos = len(MAGIC) + _COUNT.size
+    files: list[bytes] = []
+    for i in range(count):
+        if pos + _LENGTH.size > len(data):
+            raise DicomError(
+                f"study payload: truncated before the length of file #{i + 1} of {count}"
+            )
+        (length,) = _LENGTH.unpack_from(data, pos)
+        pos += _LENGTH.size
+        if pos + length > len(data):
+            raise DicomError(
+                f"study payload: file #{i + 1} of {count} claims {length} bytes but only "
+                f"{len(data) - pos} remain (truncated upload?)"
+            )
+        files.append(data[pos : pos + length])
+        pos += length
+    if pos != len(data):
+        raise DicomError(f"study payload: {len(data) - pos} unexpected bytes after the last file")
+    return files
+
+
+def _decode_tar(data: bytes) -> list[bytes]:
+    files: list[bytes] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                if not member.isreg():
+                    continue
+                if len(files) >= MAX_FILES:
+                    raise DicomError(f"study payload: the tar holds more than {MAX_FILES} files")
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    files.append(handle.read())
+    except (tarfile.TarError, EOFError) as exc:
+        raise DicomError(
+            f"study payload: not a readable tar archive ({type(exc).__name__}); send an "
+            "uncompressed tar, the medfuse framing, or one DICOM file"
+        ) from None
+    if not files:
+        raise DicomError("study payload: the tar archive holds no regular file")
+    return files
+
+
+def decode_study(data: bytes) -> list[bytes]:
+    """Split a study payload (medfuse framing, tar, or one DICOM file) into its files' bytes.
+
+    Raises
+    ------
+    DicomError
+        Empty, truncated or unrecognised payload; the message says which form was expected.
+    """
+    data = bytes(data)
+    if not data:
+        raise DicomError("study payload: empty; send the study's DICOM files (see encode_study)")
+    if data.startswith(MAGIC):
+        return _decode_framed(data)
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return [data]
+    if len(data) >= 512 and data[257:262] == b"ustar":
+        return _decode_tar(data)
+    raise DicomError(
+        f"study payload: {len(data)} bytes in no known form (expected the medfuse framing "
+        f"{MAGIC.decode()}, an uncompressed tar, or one DICOM Part-10 file)"
+    )
+
+
+@dataclass(frozen=True)
+class DecodedStudy:
+    """A payload written to a temporary folder and discovered as one study."""
+
+    folder: Path
+    study: Any
+    files: int
+    skipped: Mapping[str, int]
+
+
+def materialize_study(data: bytes, folder: Path) -> DecodedStudy:
+    """Write a payload's files into ``folder`` (``00000.dcm``, …) and discover its one study.
+
+    Raises
+    ------
+    DicomError
+        The payload cannot be decoded or holds no DICOM image.
+    StudyError
+        It holds more than one study (one request carries one study).
+    """
+    from medfuse.runtime.dicom import discover_studies
+
+    files = decode_study(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, content in enumerate(files):
+        (folder / f"{i:05d}.dcm").write_bytes(content)
+    discovery = discover_studies(folder)
+    studies = discovery.studies
+    skipped = {str(k): int(v) for k, v in discovery.skipped.items()}
+    if not studies:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(skipped.items())) or "none"
+        raise DicomError(
+            f"study payload: no DICOM image among its {len(files)} file(s) (skipped: {reasons})"
+        )
+    if len(studies) > 1:
+        raise StudyError(f"study payload: holds {len(studies)} studies; send one study per request")
+    return DecodedStudy(folder=folder, study=studies[0], files=len(files), skipped=skipped)
+
+
+@contextmanager
+def study_workdir() -> Iterator[Path]:
+    """A private temporary folder for decoded studies, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="medfuse-serve-") as tmp:
+        yield Path(tmp)
+
+
+def safe_error(
+    exc: BaseException, *, study: Any = None, root: Path | None = None
+) -> tuple[str, str]:
+    """``(error type, PHI-free message)`` for a failed study.
+
+    A medfuse error keeps its message (redacted of the study's UIDs and the temporary folder);
+    any other exception is reported by type only, because a library's message may quote header
+    values or paths.
+    """
+    from medfuse.runtime.screening import redact
+
+    if isinstance(exc, MedfuseError):
+        return type(exc).__name__, redact(str(exc), study=study, root=root)
+    log.debug("study failed with %s", type(exc).__name__)
+    return "InternalError", f"unexpected {type(exc).__name__} while handling the study"
+
+
+def preprocess_payloads(
+    payloads: Sequence[bytes], spec: ModelSpec
+) -> dict[str, NDArray[np.float32]]:
+    """Preprocess study payloads into the model's input tensors (one row per payload).
+
+    This is what the Triton Python-backend preprocessing model runs: medfuse's own preprocessing
+    (:func:`medfuse.runtime.preprocess.preprocess_study`), so the tensors equal the ones
+    ``Session.predict`` feeds the model.
+
+    Raises
+    ------
+    MedfuseError
+        The first payload that fails, with a PHI-free message naming its position.
+    """
+    from medfuse.runtime.preprocess import preprocess_study
+
+    n = len(payloads)
+    arrays = {i.name: np.zeros(i.batch_shape(n), dtype=np.dtype(i.dtype)) for i in spec.inputs}
+    with study_workdir() as tmp:
+        for row, data in enumerate(payloads):
+            folder = tmp / f"{row:05d}"
+            decoded: DecodedStudy | None = None
+            try:
+                decoded = materialize_study(data, folder)
+                preprocess_study(decoded.study, spec, {k: v[row] for k, v in arrays.items()})
+            except Exception as exc:
+                _kind, message = safe_error(
+                    exc, study=None if decoded is None else decoded.study, root=folder
+                )
+                err = type(exc) if isinstance(exc, MedfuseError) else StudyError
+                raise err(f"study #{row + 1} of {n}: {message}") from None
+    return arrays
+
+
+STUDY_RESULT = "result"
+"""Name of the BYTES output of the served study model: one JSON record per study."""
+
+
+class StudyHandler:
+    """Turns study payloads into ``medfuse run`` records with one session (not thread-safe).
+
+    Parameters
+    ----------
+    session:
+        An open :class:`~medfuse.runtime.session.Session` (one per handler).
+    secret:
+        The deployment secret for pseudonymous study keys.
+    workers:
+        Preprocessing threads of ``predict_many``.
+    """
+
+    def __init__(self, session: Any, secret: bytes, *, workers: int = 2) -> None:
+        from medfuse.runtime.screening import _model_info
+
+        self.session = session
+        self.secret = secret
+        self.workers = workers
+        self.model = _model_info(session)
+
+    def __call__(self, payloads: Sequence[bytes]) -> list[dict[str, Any]]:
+        """One record per payload, in order; a bad payload becomes an ``"error"`` record."""
+        from medfuse.runtime.results import StudyFailure
+        from medfuse.runtime.screening import make_record
+
+        records: list[dict[str, Any] | None] = [None] * len(payloads)
+        with study_workdir() as tmp:
+            decoded: list[tuple[int, DecodedStudy]] = []
+            for i, data in enumerate(payloads):
+                folder = tmp / f"{i:05d}"
+                try:
+                    decoded.append((i, materialize_study(data, folder)))
+                except Exception as exc:
+                    kind, message = safe_error(exc, root=folder)
+                    failure = StudyFailure(index=i, key=None, error_type=kind, message=message)
+                    record = make_record("", failure, self.model, root=folder)
+                    record["study"] = None
+                    records[i] = record
+            if decoded:
+                outcomes = self.session.predict_many(
+                    [d.study for _, d in decoded],
+                    batch_size=min(len(decoded), self.session.backend.max_batch),
+                    workers=self.workers,
+                )
+                for (i, d), outcome in zip(decoded, outcomes, strict=True):
+                    if isinstance(outcome, StudyFailure) and outcome.exception is not None:
+                        kind, message = safe_error(outcome.exception, study=d.study, root=d.folder)
+                        outcome = StudyFailure(
+                            index=outcome.index,
+                            key=outcome.key,
+                            error_type=kind,
+                            message=message,
+                            stage=outcome.stage,
+                        )
+                    records[i] = make_record(
+                        d.study.key(self.secret), outcome, self.model, study=d.study, root=d.folder
+                    )
+        log.debug("answered %d studies (%d decoded)", len(payloads), len(decoded))
+        return [r for r in records if r is not None]
