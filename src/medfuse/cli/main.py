@@ -32,16 +32,18 @@ class Verb:
 
 VERBS: tuple[Verb, ...] = (
     Verb("synth", "write synthetic multimodal studies as DICOM", "medfuse.cli.synth"),
-    Verb("train", "train a reference fusion model on synthetic studies", pending="model/export"),
-    Verb("export", "export a PyTorch model to an ONNX bundle", pending="model/export"),
+    Verb("train", "train a reference fusion model on synthetic studies", "medfuse.cli.train"),
+    Verb("export", "export a PyTorch model to an ONNX bundle", "medfuse.cli.export"),
     Verb("inspect", "show a bundle's manifest", module="medfuse.cli.inspect"),
-    Verb("quantize", "make INT8 / FP16 variants behind an accuracy gate", pending="quantization"),
-    Verb("build", "build a TensorRT engine for this device", pending="TensorRT engines"),
-    Verb("run", "screen a folder of DICOM studies offline", pending="lean runtime"),
-    Verb("demo", "run the shipped model on synthetic studies", pending="lean runtime"),
-    Verb("bench", "measure latency per device", pending="benchmarks"),
-    Verb("validate", "check a bundle's golden vectors on this machine", pending="model/export"),
-    Verb("devices", "list known devices and detect this one", pending="TensorRT engines"),
+    Verb("quantize", "make INT8 / FP16 variants behind an accuracy gate", "medfuse.cli.quantize"),
+    Verb("build", "build a TensorRT engine for this device", "medfuse.cli.build"),
+    Verb("run", "screen a folder of DICOM studies offline", "medfuse.cli.run"),
+    Verb("demo", "run the shipped model on synthetic studies", "medfuse.cli.demo"),
+    Verb("bench", "measure latency per device", module="medfuse.cli.bench"),
+    Verb("validate", "check a bundle's golden vectors on this machine", "medfuse.cli.validate"),
+    Verb("devices", "list known devices and detect this one", "medfuse.cli.devices"),
+    Verb("export-triton", "write a Triton Inference Server model repository", "medfuse.cli.export_triton"),
+    Verb("serve", "serve a bundle with Triton (PyTriton) on loopback", "medfuse.cli.serve"),
 )
 
 
