@@ -1,0 +1,140 @@
+"""``medfuse export MODEL.pt --out NAME.medfuse``: export a trained model to a bundle.
+
+Runs :func:`medfuse.export.export_bundle`: ONNX with a dynamic batch axis, the TensorRT lint
+(shown as a table; findings never stop the export), the parity check against PyTorch (an
+error beyond tolerance does), golden vectors and the bundle. ``--golden-studies DIR`` takes
+the golden vectors from real preprocessed studies (they are copied into the bundle: use
+synthetic or de-identified studies only); otherwise random inputs are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``export``'s options to its sub-parser."""
+    parser.add_argument("model", type=Path, help="model.pt written by `medfuse train`")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="bundle directory to write (NAME.medfuse)",
+    )
+    parser.add_argument(
+        "--golden-studies",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="studies whose preprocessed tensors become golden vectors and a parity case",
+    )
+    parser.add_argument(
+        "--golden", type=int, default=4, metavar="N", help="number of golden studies (default 4)"
+    )
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    parser.add_argument("--json", action="store_true", help="print lint and parity reports as JSON")
+
+
+def _golden_inputs(root: Path, spec: Any, n: int) -> dict[str, Any]:
+    import numpy as np
+
+    from medfuse.errors import DicomError, PreprocessingError, StudyError, UsageError
+    from medfuse.runtime.dicom import discover_studies
+    from medfuse.runtime.preprocess import preprocess_study
+
+    found = discover_studies(root)
+    rows: list[dict[str, Any]] = []
+    for study in found.studies:
+        if len(rows) >= n:
+            break
+        sample = {i.name: np.zeros(i.sample_shape(), dtype=np.float32) for i in spec.inputs}
+        try:
+            preprocess_study(study, spec, sample)
+        except (DicomError, PreprocessingError, StudyError):
+            continue
+        rows.append(sample)
+    if not rows:
+        raise UsageError("no study in --golden-studies could be preprocessed for this model")
+    return {name: np.stack([r[name] for r in rows]) for name in rows[0]}
+
+
+def _accuracy(metrics: dict[str, Any]) -> dict[str, Any]:
+    source = "heldout" if metrics.get("heldout") else "validation"
+    m = metrics.get(source) or {}
+    keep = ("n", "auroc_macro", "auroc_per_class", "accuracy", "severity_mae_ml")
+    return {"evaluated_on": source, **{k: m[k] for k in keep if k in m}} if m else {}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load model.pt, export, print lint and parity; exit 1 on an export error."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from medfuse._deps import require
+
+    require("torch", purpose="ONNX export")
+    from medfuse.export import export_bundle
+    from medfuse.models.checkpoint import load_checkpoint
+
+    err = Console(stderr=True)
+    module, ckpt = load_checkpoint(args.model)
+    golden = (
+        _golden_inputs(args.golden_studies, ckpt.spec, args.golden) if args.golden_studies else None
+    )
+    training = {
+        "config": ckpt.config,
+        "training_config": dict(ckpt.training_config),
+        "training_config_hash": ckpt.training_config_hash,
+        "metrics": {k: v for k, v in ckpt.metrics.items() if k != "history"},
+    }
+    with err.status("exporting (ONNX, lint, parity, golden vectors)"):
+        bundle = export_bundle(
+            module,
+            ckpt.spec,
+            args.out,
+            reports={"training": training},
+            golden_inputs=golden,
+            accuracy=_accuracy(dict(ckpt.metrics)),
+            training_config_hash=ckpt.training_config_hash,
+            opset=args.opset,
+            overwrite=args.overwrite,
+        )
+    lint = json.loads((bundle.path / "reports" / "export_lint.json").read_text(encoding="utf-8"))
+    parity = json.loads(
+        (bundle.path / "reports" / "export_parity.json").read_text(encoding="utf-8")
+    )
+    if args.json:
+        json.dump(
+            {"bundle": str(bundle.path), "lint": lint, "parity": parity}, sys.stdout, indent=2
+        )
+        sys.stdout.write("\n")
+        return 0
+    out = Console()
+    table = Table(title=f"TensorRT lint: {lint['errors']} error(s), {lint['warnings']} warning(s)")
+    for col in ("severity", "code", "op", "message"):
+        table.add_column(col)
+    for f in lint["findings"]:
+        table.add_row(f["severity"], f["code"], f["op_type"], f["message"])
+    if lint["findings"]:
+        out.print(table)
+    else:
+        out.print("TensorRT lint: no findings")
+    ptable = Table(title=f"parity ONNX Runtime vs PyTorch (tolerance {parity['tolerance']:g})")
+    ptable.add_column("output")
+    ptable.add_column("worst relative error", justify="right")
+    for name, value in parity["worst_relative_error"].items():
+        ptable.add_row(name, f"{value:.2e}")
+    out.print(ptable)
+    size = sum(p.stat().st_size for p in bundle.path.rglob("*") if p.is_file())
+    out.print(
+        f"bundle written: {bundle.path} ({size / 1e6:.1f} MB, exporter {parity['export']['exporter']}, opset {parity['export']['opset']})"
+    )
+    return 0
