@@ -12,10 +12,7 @@ Run: ``python benchmarks/dicom_read.py [--iterations 100]``
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +24,8 @@ import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
 
-from medfuse.devices.fingerprint import device_fingerprint
+from medfuse.benchmarks.stats import LatencyStats
+from medfuse.devices.fingerprint import device_fingerprint, fingerprint_id
 from medfuse.runtime.dicom import read_frames
 
 FILES = ["CT_small.dcm", "693_UNCI.dcm", "693_J2KR.dcm", "MR_small.dcm", "RG3_UNCI.dcm"]
@@ -72,11 +70,11 @@ def fingerprint() -> dict[str, Any]:
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
-    s = sorted(ms)
+    st = LatencyStats.from_samples(ms)
     return {
-        "median_ms": statistics.median(s),
-        "p90_ms": s[min(len(s) - 1, int(0.9 * len(s)))],
-        "mean_ms": statistics.fmean(s),
+        "median_ms": st.p50,
+        "p90_ms": st.p90,
+        "mean_ms": st.mean,
     }
 
 
@@ -119,10 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['median_ms']:>12.3f} /{m['p90_ms']:>7.3f}{r['speedup_median']:>8.2f}x{r['max_abs_diff']:>11.2e}"
         )
     fp = fingerprint()
-    tag = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:8]
-    host = platform.machine() + "-" + "".join(c for c in fp["cpu"].lower() if c.isalnum())[:24]
+    host = fingerprint_id(fp)
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"dicom_read-{host}-{tag}.json"
+    out = args.out / f"dicom_read-{host}.json"
     out.write_text(
         json.dumps(
             {

@@ -25,8 +25,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +33,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from medfuse.devices.fingerprint import device_fingerprint
+from medfuse.benchmarks.stats import LatencyStats
+from medfuse.devices.fingerprint import device_fingerprint, fingerprint_id
 from medfuse.runtime.session import Session
 
 CACHE = Path(os.environ.get("MEDFUSE_CACHE_DIR", Path.home() / ".cache" / "medfuse")) / "bench"
@@ -92,12 +91,12 @@ def _feeds(sess: ort.InferenceSession) -> dict[str, np.ndarray]:
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
-    s = sorted(ms)
+    st = LatencyStats.from_samples(ms)
     return {
-        "median_ms": statistics.median(s),
-        "p90_ms": s[min(len(s) - 1, int(0.9 * len(s)))],
-        "mean_ms": statistics.fmean(s),
-        "min_ms": s[0],
+        "median_ms": st.p50,
+        "p90_ms": st.p90,
+        "mean_ms": st.mean,
+        "min_ms": st.min,
     }
 
 
@@ -194,10 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['model']:<16}{key:<17}{st['median_ms']:>10.3f}{st['p90_ms']:>9.3f}{extra:>14}"
             )
     fp = fingerprint(args.threads)
-    tag = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:8]
-    host = platform.machine() + "-" + "".join(c for c in fp["cpu"].lower() if c.isalnum())[:24]
+    host = fingerprint_id(fp)
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"session_overhead-{host}-{tag}.json"
+    out = args.out / f"session_overhead-{host}.json"
     out.write_text(
         json.dumps(
             {"benchmark": "session_overhead", "batch": 1, "machine": fp, "results": rows}, indent=2
