@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -130,11 +131,25 @@ def run(args: argparse.Namespace) -> int:
         payload = {"studies_dir": str(studies), "summary": data, "results": records}
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
-        _print(records, data, studies)
+        _print(records, data, studies, severity_in_ml=_severity_is_log1p_ml(args.bundle))
     return 0
 
 
-def _print(records: Sequence[Mapping[str, Any]], data: Mapping[str, Any], studies: Path) -> None:
+def _severity_is_log1p_ml(bundle: str | None) -> bool:
+    """Whether the model's severity output is log1p(mL) (the reference model's convention)."""
+    from medfuse.bundle import open_bundle, reference_bundle_path
+
+    spec = open_bundle(bundle if bundle is not None else reference_bundle_path()).spec
+    return spec.extra.get("severity_transform") == "log1p_ml"
+
+
+def _print(
+    records: Sequence[Mapping[str, Any]],
+    data: Mapping[str, Any],
+    studies: Path,
+    *,
+    severity_in_ml: bool = False,
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -148,7 +163,7 @@ def _print(records: Sequence[Mapping[str, Any]], data: Mapping[str, Any], studie
         ("study", "left"),
         ("prediction", "left"),
         ("p", "right"),
-        ("severity", "right"),
+        ("severity mL" if severity_in_ml else "severity", "right"),
         ("modalities used", "left"),
         ("missing", "left"),
         ("latency ms", "right"),
@@ -164,7 +179,7 @@ def _print(records: Sequence[Mapping[str, Any]], data: Mapping[str, Any], studie
             str(row["study"])[:10] + "…",
             pred,
             "" if row["probability"] is None else f"{row['probability']:.2f}",
-            "" if row["severity"] is None else f"{row['severity']:.2f}",
+            _severity_cell(row["severity"], severity_in_ml),
             ", ".join(mods.get("used") or ()) or "-",
             ", ".join(mods.get("missing") or ()) or "-",
             f"{latency:.0f}",
@@ -183,3 +198,10 @@ def _print(records: Sequence[Mapping[str, Any]], data: Mapping[str, Any], studie
     console.print(f"results:    {data['results_jsonl']}")
     if data.get("results_csv"):
         console.print(f"csv:        {data['results_csv']}")
+
+
+def _severity_cell(value: float | None, in_ml: bool) -> str:
+    """The severity as shown: mL (``expm1`` of a log1p(mL) output) or the raw value."""
+    if value is None:
+        return ""
+    return f"{math.expm1(value):.1f}" if in_ml else f"{value:.2f}"
