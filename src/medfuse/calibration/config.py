@@ -171,9 +171,6 @@ class QuantizeConfig:
         Layouts tried for ``int8-cpu``.
     timing_runs:
         Timed runs per CPU candidate (median kept).
-    engine:
-        ``"onnxruntime"`` or ``"modelopt"`` (NVIDIA Model Optimizer, when installed; INT8
-        for TensorRT only).
     cache_dir:
         Where calibration ranges are cached (``None``: :func:`default_cache_dir`).
     use_cache:
@@ -201,7 +198,6 @@ class QuantizeConfig:
     sensitivity_samples: int = 4
     cpu_candidates: tuple[CpuCandidate, ...] = DEFAULT_CPU_CANDIDATES
     timing_runs: int = 5
-    engine: Literal["onnxruntime", "modelopt"] = "onnxruntime"
     cache_dir: Path | None = None
     use_cache: bool = True
     plots: bool = True
@@ -226,8 +222,6 @@ class QuantizeConfig:
             raise UsageError(f"quant_format {self.quant_format!r}: only 'QDQ' is supported")
         if not 0.0 < self.percentile <= 100.0:
             raise UsageError(f"percentile must be in (0, 100], got {self.percentile}")
-        if self.engine not in ("onnxruntime", "modelopt"):
-            raise UsageError(f"engine {self.engine!r}: use 'onnxruntime' or 'modelopt'")
 
     @property
     def int8_precisions(self) -> tuple[str, ...]:

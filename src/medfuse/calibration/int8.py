@@ -123,18 +123,3 @@ def quantize_int8(
         ) from exc
     logger.info("quantized (%s), %d node(s) excluded", layout.label, len(exclude))
     return out
-
-
-def quantize_with_modelopt(fp32_path: Path, out: Path, calibration_npz: Path) -> Path:
-    """Alternative engine for the TensorRT variant: NVIDIA Model Optimizer (optional, untested here)."""
-    mq = require(
-        "modelopt.onnx.quantization", purpose="INT8 with Model Optimizer", extra="quantize"
-    )
-    mq.quantize(
-        onnx_path=str(fp32_path),
-        quantize_mode="int8",
-        calibration_data=str(calibration_npz),
-        calibration_method="entropy",
-        output_path=str(out),
-    )
-    return out
