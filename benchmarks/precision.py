@@ -1,23 +1,41 @@
-"""Latency and size of the fp32 / fp16 / int8 / int8-cpu variants under ONNX Runtime (CPU).
+"""Backends and precisions on this CPU: PyTorch eager vs ONNX Runtime fp32 / fp16 / int8 / int8-cpu.
 
-For ``reference`` and ``resnet18-224`` (random weights, exported with medfuse.export): make the
-variants with ``quantize_bundle`` (calibrated on synthetic DICOM studies preprocessed with the
-model's own spec; gate = top-1 agreement with FP32, AUROC not gated since the weights are
-random), then time every variant at batch 1 and 8, interleaved round-robin in one run after a
-warm-up. Writes ``benchmarks/results/precision-<host>-<tag>.json``.
+For each model configuration (``reference``, ``resnet18-224``):
 
-Run: ``python benchmarks/precision.py [--iterations 20] [--models reference,resnet18-224]``
+1. the network — trained weights from ``--checkpoint CONFIG=model.pt`` (``medfuse train``), or
+   random weights when none is given — is exported with :func:`medfuse.export.export_bundle`,
+   golden vectors taken from real preprocessed calibration studies;
+2. :func:`medfuse.calibration.quantize_bundle` makes the int8 (TensorRT Q/DQ), int8-cpu (fastest
+   passing ONNX Runtime layout) and fp16 variants, calibrated on ``--calib`` studies and gated
+   against FP32 on the labelled ``--heldout`` studies plus the golden vectors. With trained
+   weights the gate is the product default (top-1 agreement >= 0.99, macro AUROC drop <= 0.01);
+   with random weights AUROC means nothing and only agreement is gated (said in the output). A
+   variant that fails is not written and not timed; the JSON says so;
+3. PyTorch eager (``torch.inference_mode``, same thread count as ONNX Runtime) and every written
+   variant are timed at batch 1 and 8, interleaved round-robin (order reversed every other
+   round) in one run after a warm-up, on the same random inputs; model files' sizes recorded.
+
+Writes ``benchmarks/results/precision-<fingerprint-id>.json`` and prints a table.
+
+Run (the recorded numbers)::
+
+    medfuse synth --out calib --patients 360 --seed 1      # or reuse the training set
+    medfuse synth --out heldout --patients 100 --seed 2
+    medfuse train --config resnet18-224 --studies calib --heldout heldout --out r18/model.pt --epochs 12
+    python benchmarks/precision.py --calib calib --heldout heldout \\
+        --checkpoint reference=ref/model.pt --checkpoint resnet18-224=r18/model.pt
+
+Without ``--calib`` / ``--heldout`` small synthetic sets are generated (a quick run).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,132 +43,222 @@ import numpy as np
 import onnxruntime as ort
 
 from medfuse.calibration import GateConfig, QuantizeConfig, quantize_bundle
-from medfuse.devices.fingerprint import device_fingerprint
-from medfuse.export import export_bundle
+from medfuse.devices.fingerprint import device_fingerprint, fingerprint_id
+from medfuse.export import export_bundle, study_inputs
 from medfuse.models import build_model
 from medfuse.synthetic import generate_studies
 
-PRECISIONS = ("fp32", "fp16", "int8", "int8-cpu")
+VARIANTS = ("fp32", "fp16", "int8", "int8-cpu")
+TORCH = "torch-eager-fp32"
 
 
-def _feeds(bundle: Any, batch: int) -> dict[str, np.ndarray]:
+def _feeds(spec: Any, batch: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     feeds = {
-        i.name: rng.standard_normal(i.batch_shape(batch)).astype(np.float32)
-        for i in bundle.spec.inputs
+        i.name: rng.standard_normal(i.batch_shape(batch)).astype(np.float32) for i in spec.inputs
     }
-    if bundle.spec.presence_input is not None:
-        feeds[bundle.spec.presence_input.name][:] = 1.0
+    if spec.presence_input is not None:
+        feeds[spec.presence_input.name][:] = 1.0
     return feeds
 
 
+def _module(config: str, checkpoint: Path | None) -> tuple[Any, Any, bool]:
+    import torch
+
+    if checkpoint is not None:
+        from medfuse.models.checkpoint import load_checkpoint
+
+        module, ckpt = load_checkpoint(checkpoint)
+        if ckpt.config != config:
+            raise SystemExit(f"{checkpoint} holds {ckpt.config!r}, not {config!r}")
+        return module, ckpt.spec, True
+    torch.manual_seed(0)
+    module, spec = build_model(config)
+    return module.eval(), spec, False
+
+
+def _runners(module: Any, bundle: Any, variants: list[str]) -> dict[str, Callable[[Any], Any]]:
+    import torch
+
+    opts = ort.SessionOptions()
+    runners: dict[str, Callable[[Any], Any]] = {}
+    names = [i.name for i in bundle.spec.inputs]
+
+    def eager(feeds: dict[str, np.ndarray]) -> Any:
+        with torch.inference_mode():
+            return module(*(torch.from_numpy(feeds[n]) for n in names))
+
+    runners[TORCH] = eager
+    for v in variants:
+        sess = ort.InferenceSession(
+            str(bundle.variant_file(v)), opts, providers=["CPUExecutionProvider"]
+        )
+        runners[v] = lambda feeds, s=sess: s.run(None, feeds)
+    return runners
+
+
+def _time(
+    runners: dict[str, Callable[[Any], Any]], feeds: dict[str, np.ndarray], iterations: int
+) -> dict[str, list[float]]:
+    names = list(runners)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for n in names:  # warm-up (two runs: the first builds caches)
+        runners[n](feeds)
+        runners[n](feeds)
+    for i in range(iterations):
+        for n in names if i % 2 == 0 else reversed(names):
+            t = time.perf_counter()
+            runners[n](feeds)
+            times[n].append((time.perf_counter() - t) * 1000.0)
+    return times
+
+
+def _row(values: list[float], fp32_median: float) -> dict[str, float]:
+    ordered = sorted(values)
+    med = statistics.median(values)
+    return {
+        "median_ms": med,
+        "p90_ms": ordered[round(0.9 * (len(ordered) - 1))],
+        "min_ms": ordered[0],
+        "max_ms": ordered[-1],
+        "speedup_vs_ort_fp32": fp32_median / med,
+    }
+
+
 def bench_model(
-    config: str, studies: tuple[Path, Path], iterations: int, tmp: Path
+    config: str,
+    checkpoint: Path | None,
+    calib: Path,
+    heldout: Path,
+    iterations: int,
+    batches: tuple[int, ...],
+    max_calib: int,
+    tmp: Path,
 ) -> dict[str, Any]:
     import torch
 
-    torch.manual_seed(0)
-    module, spec = build_model(config)
+    module, spec, trained = _module(config, checkpoint)
     t0 = time.perf_counter()
-    b = export_bundle(module.eval(), spec, tmp / f"{config}.medfuse")
+    bundle = export_bundle(
+        module, spec, tmp / f"{config}.medfuse", golden_inputs=study_inputs(calib, spec, 4)
+    )
     export_s = time.perf_counter() - t0
+    gate = GateConfig() if trained else GateConfig(min_agreement=0.99, max_auroc_drop=1.0)
     qcfg = QuantizeConfig(
         target="both",
         calibrate_method="entropy",
-        gate=GateConfig(min_agreement=0.99, max_auroc_drop=1.0),
+        max_calib=max_calib,
+        gate=gate,
         cache_dir=tmp / "cache",
         plots=False,
     )
     t0 = time.perf_counter()
-    result = quantize_bundle(b, studies[0], qcfg, heldout=studies[1])
+    result = quantize_bundle(bundle, calib, qcfg, heldout=heldout)
     quant_s = time.perf_counter() - t0
-    b = result.bundle
-    have = [p for p in PRECISIONS if p in b.precisions]
-    sessions = {
-        p: ort.InferenceSession(str(b.variant_file(p)), providers=["CPUExecutionProvider"])
-        for p in have
-    }
-    rows: dict[str, Any] = {}
-    for batch in (1, 8):
-        feeds = _feeds(b, batch)
-        times: dict[str, list[float]] = {p: [] for p in have}
-        for p in have:  # warm-up
-            sessions[p].run(None, feeds)
-        for i in range(iterations):
-            order = have if i % 2 == 0 else list(reversed(have))
-            for p in order:
-                t = time.perf_counter()
-                sessions[p].run(None, feeds)
-                times[p].append((time.perf_counter() - t) * 1000.0)
-        med = {p: statistics.median(v) for p, v in times.items()}
-        rows[f"batch{batch}"] = {
-            p: {
-                "median_ms": med[p],
-                "p90_ms": sorted(times[p])[int(0.9 * (len(times[p]) - 1))],
-                "speedup_vs_fp32": med["fp32"] / med[p],
-            }
-            for p in have
-        }
-    sizes = {p: (b.path / b.manifest.variants[p].file).stat().st_size for p in have}
+    bundle = result.bundle
+    written = [v for v in VARIANTS if v in bundle.precisions]
+    runners = _runners(module, bundle, written)
+    latency: dict[str, Any] = {}
+    for batch in batches:
+        times = _time(runners, _feeds(spec, batch), iterations)
+        fp32 = statistics.median(times["fp32"])
+        latency[f"batch{batch}"] = {n: _row(v, fp32) for n, v in times.items()}
+    sizes = {v: bundle.variant_file(v).stat().st_size for v in written}
+    report_variants = result.report["variants"]
     return {
         "model": config,
+        "weights": f"trained ({checkpoint.name})" if trained and checkpoint else "random",
+        "torch_threads": torch.get_num_threads(),
+        "gate_config": {"min_agreement": gate.min_agreement, "max_auroc_drop": gate.max_auroc_drop},
+        "gate_note": None if trained else "random weights: AUROC not gated (means nothing)",
         "export_s": export_s,
         "quantize_s": quant_s,
-        "gate_passed": result.passed,
+        "variants_written": written,
+        "variants_failed": [p for p, v in result.variants.items() if not v.passed],
         "gate": {p: v.gate.to_dict() for p, v in result.variants.items()},
-        "cpu_candidates": result.report["variants"].get("int8-cpu", {}).get("cpu_candidates"),
-        "nodes_excluded": result.report["variants"].get("int8", {}).get("nodes_excluded"),
-        "latency": rows,
+        "cpu_candidates": report_variants.get("int8-cpu", {}).get("cpu_candidates"),
+        "int8_cpu_layout": report_variants.get("int8-cpu", {}).get("layout"),
+        "nodes_excluded": report_variants.get("int8", {}).get("nodes_excluded"),
+        "latency": latency,
         "size_bytes": sizes,
-        "size_ratio_vs_fp32": {p: sizes["fp32"] / s for p, s in sizes.items()},
+        "size_ratio_vs_fp32": {v: sizes["fp32"] / s for v, s in sizes.items()},
     }
+
+
+def _print(r: dict[str, Any]) -> None:
+    print(
+        f"\n{r['model']} ({r['weights']} weights); failed the gate: {r['variants_failed'] or 'none'}"
+    )
+    for batch, row in r["latency"].items():
+        cells = "  ".join(
+            f"{n} {v['median_ms']:.1f} ms ({v['speedup_vs_ort_fp32']:.2f}x)" for n, v in row.items()
+        )
+        print(f"  {batch}: {cells}")
+    sizes = ", ".join(
+        f"{v} {s / 1e6:.1f} MB ({r['size_ratio_vs_fp32'][v]:.1f}x smaller)"
+        for v, s in r["size_bytes"].items()
+    )
+    print(f"  sizes: {sizes}")
+
+
+def _parse_checkpoints(items: list[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for item in items:
+        config, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--checkpoint takes CONFIG=PATH, got {item!r}")
+        out[config] = Path(path)
+    return out
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--iterations", type=int, default=20)
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=20, help="timed rounds per batch size")
     ap.add_argument("--models", default="reference,resnet18-224")
-    ap.add_argument("--patients", type=int, default=12)
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--checkpoint", action="append", default=[], metavar="CONFIG=PATH")
+    ap.add_argument("--calib", type=Path, default=None, help="calibration studies")
+    ap.add_argument("--heldout", type=Path, default=None, help="labelled held-out studies")
+    ap.add_argument("--max-calib", type=int, default=64)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
+    checkpoints = _parse_checkpoints(args.checkpoint)
+    batches = tuple(int(b) for b in args.batches.split(","))
     results = []
     with tempfile.TemporaryDirectory(prefix="medfuse-precision-") as name:
         tmp = Path(name)
-        generate_studies(tmp / "calib", args.patients, seed=101)
-        generate_studies(tmp / "heldout", 6, seed=102)
+        calib, heldout = args.calib, args.heldout
+        if calib is None:
+            calib = tmp / "calib"
+            generate_studies(calib, 12, seed=101)
+        if heldout is None:
+            heldout = tmp / "heldout"
+            generate_studies(heldout, 8, seed=102)
         for config in args.models.split(","):
-            r = bench_model(config, (tmp / "calib", tmp / "heldout"), args.iterations, tmp)
+            r = bench_model(
+                config,
+                checkpoints.get(config),
+                calib,
+                heldout,
+                args.iterations,
+                batches,
+                args.max_calib,
+                tmp,
+            )
             results.append(r)
-            for batch, row in r["latency"].items():
-                line = "  ".join(
-                    f"{p} {v['median_ms']:.1f} ms ({v['speedup_vs_fp32']:.2f}x)"
-                    for p, v in row.items()
-                )
-                print(f"{config} {batch}: {line}")
-            print(f"{config} sizes: {r['size_bytes']} gate passed: {r['gate_passed']}")
+            _print(r)
     fp = device_fingerprint()
-    fp["onnxruntime"] = ort.__version__
-    tag = hashlib.sha256(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    host = (
-        platform.machine()
-        + "-"
-        + "".join(c for c in str(fp.get("cpu", "")).lower() if c.isalnum())[:24]
-    )
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"precision-{host}-{tag}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "benchmark": "precision",
-                "iterations": args.iterations,
-                "machine": fp,
-                "results": results,
-            },
-            indent=2,
-            default=str,
-        )
-        + "\n"
-    )
+    out = args.out / f"precision-{fingerprint_id(fp)}.json"
+    doc = {
+        "benchmark": "precision",
+        "iterations": args.iterations,
+        "batches": list(batches),
+        "interleaved": True,
+        "machine": fp,
+        "results": results,
+    }
+    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     print(f"wrote {out}")
     return 0
 

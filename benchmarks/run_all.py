@@ -6,11 +6,13 @@ Suites (each runs in its own subprocess, only when its script is present):
   batch 1 and 4) → ``results/bench-<fingerprint-id>.{json,md,png}``;
 - ``dicom_read``: ``dicom_read.py`` (DICOM read + pixel pipeline vs hand-written pydicom);
 - ``session_overhead``: ``session_overhead.py`` (Session vs bare ONNX Runtime);
-- ``run_throughput``: ``run_throughput.py`` (``medfuse run`` studies/s, footprint).
+- ``run_throughput``: ``run_throughput.py`` (``medfuse run`` studies/s, footprint);
+- ``repeatability``: ``repeatability.py`` (``medfuse bench`` twice back to back: do the medians
+  agree within the spread the runs report?).
 
 Then the table between ``<!-- results:start -->`` and ``<!-- results:end -->`` in
 ``benchmarks/README.md`` is rebuilt from every ``results/bench-*.json`` (and a list of the
-other suites' result files).
+other suites' result files, with the verdict of each repeatability file).
 
 Run: ``python benchmarks/run_all.py [--only bench,dicom_read] [--quick] [--table-only]``
 """
@@ -18,6 +20,7 @@ Run: ``python benchmarks/run_all.py [--only bench,dicom_read] [--quick] [--table
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -59,6 +62,7 @@ def suites(quick: bool) -> dict[str, list[str]]:
         "dicom_read": ["--iterations", "20"],
         "session_overhead": ["--iterations", "100"],
         "run_throughput": ["--studies", "20"],
+        "repeatability": ["--max-seconds", "3", "--window-ms", "300"],
     }
     for name, args in quick_args.items():
         script = HERE / f"{name}.py"
@@ -100,8 +104,19 @@ def results_table() -> str:
     others = sorted(p for p in RESULTS.glob("*.json") if not p.name.startswith("bench-"))
     if others:
         lines += ["", "Other suites:", ""]
-        lines += [f"- [{p.name}](results/{p.name})" for p in others]
+        lines += [f"- [{p.name}](results/{p.name}){_verdict(p)}" for p in others]
     return "\n".join(lines)
+
+
+def _verdict(path: Path) -> str:
+    """`` — <verdict>: <summary>`` for a repeatability result file, else nothing."""
+    if not path.name.startswith("repeatability-"):
+        return ""
+    try:
+        check = json.loads(path.read_text())["check"]
+        return f" — repeatability **{check['verdict']}**: {check['summary']}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f" — (unreadable: {type(exc).__name__})"
 
 
 def update_readme() -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from bench_builders import MakeReport, make_report
+
+from helpers.bench_builders import MakeReport, make_report
 
 
 @pytest.fixture(name="make_report")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from bench_builders import MakeReport
 
+from helpers.bench_builders import MakeReport
 from medfuse.benchmarks.compare import bundle_identity, compare_markdown, compare_reports
 from medfuse.errors import UsageError
 

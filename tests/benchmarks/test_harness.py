@@ -89,3 +89,16 @@ def test_config_validates() -> None:
         HarnessConfig(window_ms=0)
     with pytest.raises(ValueError):
         HarnessConfig(items_per_step=0)
+
+
+def test_warmup_using_the_whole_bound_still_reports_stage_times() -> None:
+    clock = SyntheticClock()
+
+    def step() -> dict[str, float]:
+        clock.t += 0.4  # each step 400 ms; a 1 s bound ends inside the warm-up
+        return {"preprocess": 300.0, "compute": 100.0}
+
+    m = measure(step, HarnessConfig(window_ms=100, max_seconds=1, warmup_runs=3), clock=clock)
+    assert m.steps_measured == 1 and not m.verdict.stable
+    assert m.stage_ms == {"preprocess": 300.0, "compute": 100.0}
+    assert m.latency.p50 == pytest.approx(400.0)

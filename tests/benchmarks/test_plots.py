@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench_builders import MakeReport
 
+from helpers.bench_builders import MakeReport
 from medfuse.benchmarks.compare import compare_reports
 
 pytest.importorskip("matplotlib")

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from bench_builders import MakeReport
 
+from helpers.bench_builders import MakeReport
 from medfuse.benchmarks.report import (
     SCHEMA_VERSION,
     BenchReport,

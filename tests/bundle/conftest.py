@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bundle_builders import make_bundle
 
+from helpers.onnx_bundles import make_bundle
 from medfuse.bundle import Bundle
 from medfuse.bundle.integrity import clear_verified_cache
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from bundle_builders import reference_outputs, tiny_spec
 
+from helpers.onnx_bundles import reference_outputs, tiny_spec
 from medfuse.bundle import Bundle, open_bundle, sha256_file
 from medfuse.errors import BundleError, IncompatibleBundleError, IntegrityError, ManifestError
 

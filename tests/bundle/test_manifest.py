@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from bundle_builders import tiny_spec
 
+from helpers.onnx_bundles import tiny_spec
 from medfuse.bundle import SCHEMA_VERSION, EngineRecord, Manifest, Provenance, Variant
 from medfuse.errors import IncompatibleBundleError, ManifestError
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bundle_builders import make_bundle, tiny_onnx, tiny_spec
 
+from helpers.onnx_bundles import make_bundle, tiny_onnx, tiny_spec
 from medfuse.bundle import (
     Bundle,
     EngineRecord,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from calib_models import fusion_bundle
 
+from helpers.calib_models import fusion_bundle
 from medfuse.bundle import open_bundle
 from medfuse.calibration import GateConfig, QuantizeConfig, check_qdq, quantize_bundle
 from medfuse.calibration.reader import scan_studies

@@ -9,22 +9,13 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 import medfuse
+from helpers.bench_builders import make_report
+from helpers.onnx_bundles import make_bundle
 from medfuse.benchmarks.report import read_report, write_report
-
-TESTS = Path(__file__).parents[1]
-
-
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _bundle(tmp_path: Path) -> Path:
@@ -32,8 +23,7 @@ def _bundle(tmp_path: Path) -> Path:
     shipped = Path(medfuse.__file__ or "").parent / "data" / "reference.medfuse"
     if (shipped / "manifest.json").is_file():
         return shipped
-    builders = _load(TESTS / "bundle" / "bundle_builders.py", "medfuse_test_bundle_builders")
-    return Path(builders.make_bundle(tmp_path).path)
+    return Path(make_bundle(tmp_path).path)
 
 
 def _bench(*args: str, tmp_path: Path, timeout: int = 120) -> subprocess.CompletedProcess[str]:
@@ -132,11 +122,10 @@ def test_bench_usage_errors(tmp_path: Path) -> None:
 
 
 def test_compare_refuses_different_bundles_unless_allowed(tmp_path: Path) -> None:
-    builders = _load(TESTS / "benchmarks" / "bench_builders.py", "medfuse_test_bench_builders")
     a = write_report(
-        builders.make_report("Jetson AGX Orin", fp32_sha="ab" * 32), tmp_path / "a.json"
+        make_report("Jetson AGX Orin", fp32_sha="ab" * 32), tmp_path / "a.json"
     )
-    b = write_report(builders.make_report("NVIDIA H100", fp32_sha="ef" * 32), tmp_path / "b.json")
+    b = write_report(make_report("NVIDIA H100", fp32_sha="ef" * 32), tmp_path / "b.json")
     proc = _bench("compare", str(a), str(b), tmp_path=tmp_path)
     assert proc.returncode == 2 and "different bundles" in proc.stderr
     md, png, js = tmp_path / "c.md", tmp_path / "c.png", tmp_path / "c.json"

@@ -10,16 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.onnx_bundles import make_bundle
 from medfuse.devices.detect import detect_device
-
-
-def _builders():  # type: ignore[no-untyped-def]
-    path = Path(__file__).parents[1] / "bundle" / "bundle_builders.py"
-    spec = importlib.util.spec_from_file_location("_medfuse_bundle_builders_cli", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _build(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,7 +21,7 @@ def _build(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.skipif(detect_device().has_gpu, reason="this machine has a GPU")
 def test_build_without_gpu_exits_1_with_a_clear_message(tmp_path: Path) -> None:
-    bundle = _builders().make_bundle(tmp_path)
+    bundle = make_bundle(tmp_path)
     out = _build(str(bundle.path), "--variant", "fp32")
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
@@ -49,6 +41,6 @@ def test_build_of_a_missing_bundle_exits_1(tmp_path: Path) -> None:
 def test_build_without_tensorrt_names_the_extra(tmp_path: Path) -> None:
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here")
-    bundle = _builders().make_bundle(tmp_path)
+    bundle = make_bundle(tmp_path)
     out = _build(str(bundle.path), "--variant", "fp32")
     assert out.returncode == 1 and "medfuse[tensorrt]" in out.stderr

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from helpers import screening_fixtures as fx
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fx = _load("screening_fixtures", Path(__file__).parents[1] / "runtime" / "screening_fixtures.py")
-
-LEAN = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "onnx", "onnxscript", "tensorrt"}:
-            raise ImportError("blocked for this test: " + name)
-        return None
-sys.meta_path.insert(0, Block())
+LEAN = fx.BLOCK_HEAVY_IMPORTS + """
 from medfuse.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """

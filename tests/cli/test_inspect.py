@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from helpers.onnx_bundles import make_bundle
 from medfuse.bundle import Bundle
-
-
-def _builders() -> ModuleType:
-    path = Path(__file__).parents[1] / "bundle" / "bundle_builders.py"
-    spec = importlib.util.spec_from_file_location("medfuse_test_bundle_builders", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Bundle:
-    made: Bundle = _builders().make_bundle(tmp_path)
-    return made
+    return make_bundle(tmp_path)
 
 
 def _inspect(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "calibration"))
-from calib_models import fusion_bundle
-
+from helpers.calib_models import fusion_bundle
 from medfuse.bundle import open_bundle
 from medfuse.synthetic import generate_studies
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import signal
@@ -11,32 +10,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from helpers import screening_fixtures as fx
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_RUNTIME_TESTS = Path(__file__).parents[1] / "runtime"
-fx = _load("screening_fixtures", _RUNTIME_TESTS / "screening_fixtures.py")
 N_PATIENTS = 4
 
 # Runs the real CLI with torch and onnx made unimportable (as on a base install).
-LEAN = """
-import importlib.abc, json, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "onnx", "onnxscript", "tensorrt"}:
-            raise ImportError("blocked for this test: " + name)
-        return None
-sys.meta_path.insert(0, Block())
+LEAN = fx.BLOCK_HEAVY_IMPORTS + """
+import json
 from medfuse.cli.main import main
 rc = main(sys.argv[1:])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "onnx"})

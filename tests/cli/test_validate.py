@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
+from helpers.onnx_bundles import (
+    fusion_bundle,
+    fusion_model,
+    fusion_reference,
+    fusion_spec,
+    random_feeds,
+)
 from medfuse.bundle import Bundle, Provenance, VariantSource, write_bundle
 from medfuse.runtime.validate import tolerance_for, validate_bundle
-
-
-def _models() -> ModuleType:
-    path = Path(__file__).parents[1] / "runtime" / "backends" / "onnx_models.py"
-    spec = importlib.util.spec_from_file_location("medfuse_test_onnx_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-M = _models()
 
 
 def _validate(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -42,7 +35,7 @@ def _validate(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Bundle:
-    made: Bundle = M.fusion_bundle(tmp_path, precisions=("fp32", "int8-cpu"))
+    made: Bundle = fusion_bundle(tmp_path, precisions=("fp32", "int8-cpu"))
     return made
 
 
@@ -91,13 +84,13 @@ def test_validate_json_and_selection(bundle: Bundle, tmp_path: Path) -> None:
 def test_golden_mismatch_fails_with_exit_1(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    other = M.fusion_model(src / "other.onnx", seed=3)  # not the model the golden outputs came from
-    feeds = M.random_feeds(4)
-    ref = M.fusion_reference(feeds)
+    other = fusion_model(src / "other.onnx", seed=3)  # not the model the golden outputs came from
+    feeds = random_feeds(4)
+    ref = fusion_reference(feeds)
     np.savez(src / "golden.npz", **feeds, **{k: v.astype(np.float32) for k, v in ref.items()})
     b = write_bundle(
         tmp_path / "bad.medfuse",
-        spec=M.fusion_spec(),
+        spec=fusion_spec(),
         variants={"fp32": VariantSource(other)},
         files={"golden.npz": src / "golden.npz"},
         provenance=Provenance(),

@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pydicom
 import pytest
 
+from helpers import screening_fixtures as fx
 from medfuse.errors import BundleError, DicomError, UsageError
 from medfuse.runtime.results_io import read_results
 from medfuse.runtime.screening import ScreeningSummary, redact, screen_studies
 
-
-def _load_fixtures() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "screening_fixtures", Path(__file__).with_name("screening_fixtures.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fx = _load_fixtures()
 N_PATIENTS = 4
 
 

@@ -2,41 +2,34 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
+from helpers.onnx_bundles import (
+    fusion_bundle,
+    fusion_model,
+    fusion_reference,
+    fusion_spec,
+    random_feeds,
+)
 from medfuse.bundle import Bundle, Provenance, VariantSource, write_bundle
 from medfuse.errors import BackendError, IncompatibleBundleError, UsageError
 from medfuse.runtime.results import apply_activation
 from medfuse.runtime.session import Session
 
 
-def _models() -> ModuleType:
-    path = Path(__file__).parent / "backends" / "onnx_models.py"
-    spec = importlib.util.spec_from_file_location("medfuse_test_onnx_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-M = _models()
-
-
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    made: Bundle = M.fusion_bundle(tmp_path_factory.mktemp("sess"))
+    made: Bundle = fusion_bundle(tmp_path_factory.mktemp("sess"))
     return made
 
 
 def test_infer_matches_bare_inference_session(bundle: Bundle) -> None:
-    feeds = M.random_feeds(4)
+    feeds = random_feeds(4)
     with Session(bundle.path, device="cpu", threads=1) as session:
         out = {k: v.copy() for k, v in session.infer(feeds).items()}
     opts = ort.SessionOptions()
@@ -50,13 +43,13 @@ def test_infer_matches_bare_inference_session(bundle: Bundle) -> None:
 
 def test_infer_outputs_are_views_reused_across_calls(bundle: Bundle) -> None:
     with Session(bundle) as session:
-        a = session.infer(M.random_feeds(2, seed=1))
+        a = session.infer(random_feeds(2, seed=1))
         keep = a["diagnosis"].copy()
-        b = session.infer(M.random_feeds(2, seed=2))
+        b = session.infer(random_feeds(2, seed=2))
         assert b["diagnosis"] is a["diagnosis"]
         assert np.shares_memory(b["diagnosis"], session.buffers(2).outputs["diagnosis"])
         np.testing.assert_allclose(
-            keep, M.fusion_reference(M.random_feeds(2, seed=1))["diagnosis"], atol=1e-5
+            keep, fusion_reference(random_feeds(2, seed=1))["diagnosis"], atol=1e-5
         )
 
 
@@ -75,15 +68,15 @@ def test_closed_session_refuses(bundle: Bundle) -> None:
     with Session(bundle) as session:
         pass
     with pytest.raises(BackendError, match="not active"):
-        session.infer(M.random_feeds(1))
+        session.infer(random_feeds(1))
 
 
 def test_bare_onnx_file_runs_infer_but_not_predict(tmp_path: Path) -> None:
-    model = M.fusion_model(tmp_path / "m.onnx")
-    feeds = M.random_feeds(2)
+    model = fusion_model(tmp_path / "m.onnx")
+    feeds = random_feeds(2)
     with Session(model) as session:
         np.testing.assert_allclose(
-            session.infer(feeds)["severity"], M.fusion_reference(feeds)["severity"], atol=1e-5
+            session.infer(feeds)["severity"], fusion_reference(feeds)["severity"], atol=1e-5
         )
         assert session.spec is None and session.info.model_name == "m"
         with pytest.raises(UsageError, match="predict needs a bundle"):
@@ -93,16 +86,16 @@ def test_bare_onnx_file_runs_infer_but_not_predict(tmp_path: Path) -> None:
 def test_feeds_errors_surface_from_session(bundle: Bundle) -> None:
     with Session(bundle, max_batch=2) as session:
         with pytest.raises(BackendError, match="batch size 3 is not allowed"):
-            session.infer(M.random_feeds(3))
-        feeds = M.random_feeds(1)
+            session.infer(random_feeds(3))
+        feeds = random_feeds(1)
         feeds["presence"][0, 0] = np.nan
         with pytest.raises(BackendError, match="'presence': 1 non-finite"):
             session.infer(feeds)
 
 
 def test_manifest_that_does_not_match_the_graph_is_refused(tmp_path: Path) -> None:
-    spec = M.fusion_spec()
-    model = M.fusion_model(tmp_path / "m.onnx")
+    spec = fusion_spec()
+    model = fusion_model(tmp_path / "m.onnx")
     wrong = type(spec)(
         name=spec.name,
         version=spec.version,

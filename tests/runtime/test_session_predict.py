@@ -7,10 +7,8 @@ preprocessing into separate arrays and the model's math in numpy (not through th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -19,6 +17,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
+from helpers.onnx_bundles import fusion_bundle, fusion_model, fusion_reference, fusion_spec
 from medfuse.bundle import Bundle
 from medfuse.errors import StudyError
 from medfuse.runtime.dicom import Study, discover_studies
@@ -28,17 +27,6 @@ from medfuse.runtime.session import Session
 
 SENTINEL = "SENTINEL^PHI"
 
-
-def _models() -> ModuleType:
-    path = Path(__file__).parent / "backends" / "onnx_models.py"
-    spec = importlib.util.spec_from_file_location("medfuse_test_onnx_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-M = _models()
 
 # Study layouts: which modalities each study holds. "MR" alone lacks the required CT.
 LAYOUT = [("CT", "MR"), ("CT",), ("MR",), ("CT", "MR"), ("CT",)]
@@ -79,16 +67,16 @@ def studies(studies_root: Path) -> list[Study]:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    made: Bundle = M.fusion_bundle(tmp_path_factory.mktemp("pred"))
+    made: Bundle = fusion_bundle(tmp_path_factory.mktemp("pred"))
     return made
 
 
 def _expected(study: Study) -> dict[str, Any]:
     """Preprocess into fresh arrays and run the model's math in numpy."""
-    spec = M.fusion_spec()
+    spec = fusion_spec()
     feeds = {i.name: np.zeros(i.batch_shape(1), np.float32) for i in spec.inputs}
     prepared = preprocess_study(study, spec, {k: v[0] for k, v in feeds.items()})
-    ref = M.fusion_reference(feeds)
+    ref = fusion_reference(feeds)
     logits = ref["diagnosis"][0]
     e = np.exp(logits - logits.max())
     return {
@@ -200,10 +188,10 @@ def test_stopping_early_shuts_the_pipeline_down(bundle: Bundle, studies: list[St
 def test_fixed_batch_model_pads_the_last_batch(tmp_path: Path, studies: list[Study]) -> None:
     from medfuse.bundle import Provenance, VariantSource, write_bundle
 
-    model = M.fusion_model(tmp_path / "b2.onnx", batch=2)
+    model = fusion_model(tmp_path / "b2.onnx", batch=2)
     b = write_bundle(
         tmp_path / "b2.medfuse",
-        spec=M.fusion_spec(),
+        spec=fusion_spec(),
         variants={"fp32": VariantSource(model)},
         provenance=Provenance(),
     )

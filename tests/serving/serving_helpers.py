@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -16,22 +15,11 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from helpers import screening_fixtures as fixtures
+
 REPO = Path(__file__).resolve().parents[2]
 SKIP_REASON = "needs a Python whose Triton stub works: set MEDFUSE_SERVE_PYTHON; see .ci/run"
 CLIENT_DRIVER = Path(__file__).with_name("client_driver.py")
-
-
-def _load_fixtures() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "serving_screening_fixtures", REPO / "tests" / "runtime" / "screening_fixtures.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fixtures = _load_fixtures()
 
 
 def serve_python() -> str | None:

@@ -4,6 +4,9 @@ Results only compare when they measured the same model: the bundle identity is t
 its ``fp32`` variant (the reference graph every other variant derives from), else the model
 name and version. :func:`compare_reports` refuses results of different bundles unless told
 otherwise (``allow_different_bundles``, CLI ``--allow-different-bundles``).
+
+Results of one bundle from one machine with the same settings are repeats rather than devices:
+:mod:`~medfuse.benchmarks.repeat` checks that they agree within their reported spread.
 """
 
 from __future__ import annotations
@@ -78,7 +81,9 @@ def compare_reports(
         Results of ``medfuse bench`` (at least one).
     labels:
         Device labels per report (default: each report's device name and power mode; a
-        repeated label gets ``#2``, ``#3``…).
+        label shared by different machines gets the first 8 digits of the hashed host id,
+        so no figure of one machine reads as another's; a repeated label of one machine
+        gets ``#2``, ``#3``…).
     allow_different_bundles:
         Compare results of different bundles anyway.
 
@@ -120,10 +125,14 @@ def compare_reports(
 
 
 def _labels(reports: Sequence[BenchReport]) -> list[str]:
+    """Device labels; one shared by different hosts names the (hashed) host, repeats get #N."""
+    base = [r.device_label for r in reports]
+    hosts = [r.fingerprint.get("host_id") for r in reports]
     seen: dict[str, int] = {}
     out = []
-    for r in reports:
-        label = r.device_label
+    for label, host in zip(base, hosts, strict=True):
+        if host and len({h for b, h in zip(base, hosts, strict=True) if b == label}) > 1:
+            label = f"{label} [host {str(host)[:8]}]"
         seen[label] = seen.get(label, 0) + 1
         out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
     return out

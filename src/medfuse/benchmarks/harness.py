@@ -176,8 +176,11 @@ def measure(
     elapsed = clock() - start
     if not windows:  # the warm-up used all the time: measure one step so there is a number
         t0 = clock()
-        step()
-        windows.append(_Window([(clock() - t0) * 1e3], {}, clock() - t0))
+        stages = step()
+        t1 = clock()
+        windows.append(
+            _Window([(t1 - t0) * 1e3], {k: float(v) for k, v in (stages or {}).items()}, t1 - t0)
+        )
         summaries.append(windows[-1].summary(cfg.items_per_step))
     if not verdict.stable:
         verdict = StabilityVerdict(

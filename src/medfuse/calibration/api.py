@@ -46,7 +46,11 @@ class VariantOutcome:
 
 @dataclass(frozen=True)
 class QuantizeResult:
-    """What :func:`quantize_bundle` did. ``bundle`` is the updated bundle when all passed."""
+    """What :func:`quantize_bundle` did.
+
+    ``bundle`` is the bundle after the run: the variants that passed the gate (and the
+    report) were added to it; it is the unchanged input when none passed.
+    """
 
     passed: bool
     variants: Mapping[str, VariantOutcome]
@@ -54,13 +58,22 @@ class QuantizeResult:
     bundle: Bundle
     ranges: CalibrationRanges | None
 
+    @property
+    def written(self) -> tuple[str, ...]:
+        """The variants that passed the gate and were added to the bundle."""
+        return tuple(p for p, v in self.variants.items() if v.passed and v.path is not None)
+
     def raise_for_gate(self) -> None:
         """Raise :class:`AccuracyGateError` naming the variants that failed."""
         bad = {p: v.gate.failures for p, v in self.variants.items() if not v.passed}
         if bad:
             raise AccuracyGateError(
                 "; ".join(f"{p}: {', '.join(f) or 'failed'}" for p, f in bad.items())
-                + " — nothing was written to the bundle"
+                + (
+                    f" — only {', '.join(self.written)} written to the bundle"
+                    if self.written
+                    else " — nothing was written to the bundle"
+                )
             )
 
 
@@ -250,8 +263,10 @@ def quantize_bundle(
     Returns
     -------
     QuantizeResult
-        ``passed`` when every variant passed; only then were the variants and
-        ``reports/quantization.{json,md}`` (+ PNGs) written to the bundle, atomically.
+        ``passed`` when every variant passed. The variants that passed, with
+        ``reports/quantization.{json,md}`` (+ PNGs, failures included), were added to the
+        bundle in one atomic update; a variant that failed is never written, and when none
+        passed the bundle is left exactly as it was.
 
     Raises
     ------
@@ -307,26 +322,27 @@ def quantize_bundle(
             outcomes["fp16"] = _fp16(run, tmp)
         report = _report(b, config, ranges, outcomes, run)
         passed = all(v.passed for v in outcomes.values())
-        if passed:
+        written = [p for p, v in outcomes.items() if v.passed and v.path is not None]
+        if written:
             files = _report_files(tmp, report, outcomes, run, config)
             calib_prov = ranges.provenance() if ranges else None
             b = update_bundle(
                 b,
                 add_variants={
                     p: VariantSource(
-                        v.path,
-                        accuracy=_accuracy(v),
+                        outcomes[p].path,  # type: ignore[arg-type]  # checked in `written`
+                        accuracy=_accuracy(outcomes[p]),
                         calibration=calib_prov if p.startswith("int8") else None,
                     )
-                    for p, v in outcomes.items()
-                    if v.path is not None
+                    for p in written
                 },
                 add_files=files,
             )
-        else:
+        if not passed:
             logger.warning(
-                "gate failed for %s; the bundle is unchanged",
+                "gate failed for %s; not written to the bundle%s",
                 [p for p, v in outcomes.items() if not v.passed],
+                f" (written: {written})" if written else " (the bundle is unchanged)",
             )
     return QuantizeResult(passed, outcomes, report, b, ranges)
 

@@ -8,7 +8,9 @@
     medfuse bench compare A.json B.json ... [--allow-different-bundles] [--json/--markdown/--plot]
 
 A thin layer over :func:`medfuse.benchmarks.run_benchmark` and
-:func:`medfuse.benchmarks.compare_reports`.
+:func:`medfuse.benchmarks.compare_reports`. When the compared files come from one machine with
+one bundle and the same settings, ``compare`` also reports whether they repeat within their
+reported spread (:func:`medfuse.benchmarks.repeat.check_repeatability`); exit code 0 either way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from medfuse.errors import UsageError
 
@@ -163,15 +166,46 @@ def _compare(args: argparse.Namespace, files: list[Path]) -> int:
     from rich.console import Console
 
     from medfuse.benchmarks.compare import compare_markdown, compare_reports, compare_rich_table
+    from medfuse.benchmarks.repeat import (
+        check_repeatability,
+        repeat_differences,
+        repeat_markdown,
+    )
     from medfuse.benchmarks.report import read_report
 
     reports = [read_report(f) for f in files]
     rows = compare_reports(reports, allow_different_bundles=args.allow_different_bundles)
-    Console().print(compare_rich_table(rows))
+    console = Console()
+    console.print(compare_rich_table(rows))
+    # Same machine, bundle and settings: the files are repeats, so say whether they agree
+    # within their own spread (a report: the exit code stays 0, see docs/decisions.md).
+    differences = repeat_differences(reports) if len(reports) > 1 else []
+    check = check_repeatability(reports) if len(reports) > 1 and not differences else None
+    plain: dict[str, Any] = {"markup": False, "soft_wrap": True}
+    if check is not None:
+        console.print(f"repeatability ({check.runs} runs, same machine, bundle and settings):")
+        for r in check.rows:
+            style = {"within": "green", "beyond": "red"}.get(r.verdict, "yellow")
+            console.print(f"  {r.label}: {r.sentence()}", style=style, **plain)
+        for label in check.unmatched:
+            console.print(f"  {label}: not in every run, not compared", **plain)
+        console.print(f"overall: {check.verdict} — {check.summary()}", **plain)
+    elif differences:
+        console.print(
+            f"not repeats of one benchmark on one machine ({len(differences)} differences, "
+            f"first: {differences[0]}): no repeatability verdict",
+            **plain,
+        )
     if args.json:
-        _write(args.json, json.dumps({"rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
+        doc = {
+            "rows": [r.to_dict() for r in rows],
+            "repeatability": None if check is None else check.to_dict(),
+            "not_repeats": differences,
+        }
+        _write(args.json, json.dumps(doc, indent=2) + "\n")
     if args.markdown:
-        _write(args.markdown, compare_markdown(rows))
+        md = compare_markdown(rows)
+        _write(args.markdown, md if check is None else md + "\n" + repeat_markdown(check))
     if args.plot:
         from medfuse.benchmarks.plots import plot_compare
 

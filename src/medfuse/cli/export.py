@@ -43,29 +43,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print lint and parity reports as JSON")
 
 
-def _golden_inputs(root: Path, spec: Any, n: int) -> dict[str, Any]:
-    import numpy as np
-
-    from medfuse.errors import DicomError, PreprocessingError, StudyError, UsageError
-    from medfuse.runtime.dicom import discover_studies
-    from medfuse.runtime.preprocess import preprocess_study
-
-    found = discover_studies(root)
-    rows: list[dict[str, Any]] = []
-    for study in found.studies:
-        if len(rows) >= n:
-            break
-        sample = {i.name: np.zeros(i.sample_shape(), dtype=np.float32) for i in spec.inputs}
-        try:
-            preprocess_study(study, spec, sample)
-        except (DicomError, PreprocessingError, StudyError):
-            continue
-        rows.append(sample)
-    if not rows:
-        raise UsageError("no study in --golden-studies could be preprocessed for this model")
-    return {name: np.stack([r[name] for r in rows]) for name in rows[0]}
-
-
 def _accuracy(metrics: dict[str, Any]) -> dict[str, Any]:
     source = "heldout" if metrics.get("heldout") else "validation"
     m = metrics.get(source) or {}
@@ -81,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
     from medfuse._deps import require
 
     require("torch", purpose="ONNX export")
-    from medfuse.export import export_bundle
+    from medfuse.export import export_bundle, study_inputs
     from medfuse.models.checkpoint import load_checkpoint
 
     err = Console(stderr=True)
     module, ckpt = load_checkpoint(args.model)
     golden = (
-        _golden_inputs(args.golden_studies, ckpt.spec, args.golden) if args.golden_studies else None
+        study_inputs(args.golden_studies, ckpt.spec, args.golden) if args.golden_studies else None
     )
     training = {
         "config": ckpt.config,

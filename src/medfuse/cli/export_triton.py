@@ -31,6 +31,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-queue-delay-us", type=int, default=100, metavar="N", help="batcher delay (100 µs)"
     )
+    parser.add_argument(
+        "--execution-env",
+        default=None,
+        metavar="PATH",
+        help=(
+            "Python environment (conda-pack archive or unpacked folder, as the server sees it) "
+            "with medfuse installed, for the preprocessing model (EXECUTION_ENV_PATH)"
+        ),
+    )
     parser.add_argument("--json", action="store_true", help="print what was written as JSON")
 
 
@@ -47,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         preferred_batch=parse_batch_sizes(args.preferred_batch),
         max_queue_delay_us=args.max_queue_delay_us,
         tensorrt_version=args.tensorrt_version,
+        execution_env=args.execution_env,
     )
     repo = export_triton_repository(args.bundle, args.out, options)
     if args.json:

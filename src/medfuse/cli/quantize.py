@@ -68,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Quantize, print the report; exit 1 (bundle unchanged) when a variant fails the gate."""
+    """Quantize, print the report; exit 1 when a variant fails the gate (it is not written)."""
     from medfuse.calibration import GateConfig, QuantizeConfig, quantize_bundle
     from medfuse.calibration.report import render_markdown
     from medfuse.errors import MedfuseError, UsageError
@@ -106,8 +106,13 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(render_markdown(result.report))
     if not result.passed:
         failed = [p for p, v in result.variants.items() if not v.passed]
+        kept = (
+            f"added only {', '.join(result.written)} to {result.bundle.label}"
+            if result.written
+            else "the bundle is unchanged"
+        )
         print(
-            f"medfuse quantize: gate failed for {', '.join(failed)}; the bundle is unchanged",
+            f"medfuse quantize: gate failed for {', '.join(failed)} (not written); {kept}",
             file=sys.stderr,
         )
         return 1

@@ -110,17 +110,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from medfuse._deps import require
-    from medfuse.errors import UsageError
 
     require("torch", purpose="training")
     from medfuse.models.checkpoint import save_checkpoint
     from medfuse.models.specs import model_spec
     from medfuse.models.training import EpochStats, TrainConfig, train
 
-    if args.config != "reference":
-        raise UsageError(
-            f"configuration {args.config!r} is for benchmarks with random weights; train 'reference'"
-        )
     cfg = TrainConfig(
         config=args.config,
         epochs=args.epochs,

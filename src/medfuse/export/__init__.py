@@ -8,7 +8,7 @@ torch and onnx are imported only inside the functions that need them.
 
 from __future__ import annotations
 
-from medfuse.export.inputs import random_inputs
+from medfuse.export.inputs import random_inputs, study_inputs
 from medfuse.export.lint import LintFinding, LintReport, lint_tensorrt
 from medfuse.export.onnx_export import DEFAULT_OPSET, OnnxExport, export_onnx
 from medfuse.export.parity import (
@@ -37,6 +37,7 @@ __all__ = [
     "lint_tensorrt",
     "onnx_outputs",
     "random_inputs",
+    "study_inputs",
     "torch_outputs",
     "write_golden",
 ]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec
-from medfuse.errors import ExportError
+from medfuse.errors import DicomError, ExportError, PreprocessingError, StudyError, UsageError
 
-__all__ = ["concat_inputs", "random_inputs", "validate_inputs"]
+__all__ = ["concat_inputs", "random_inputs", "study_inputs", "validate_inputs"]
 
 
 def random_inputs(spec: ModelSpec, batch: int, *, seed: int = 0) -> dict[str, NDArray[np.generic]]:
@@ -89,3 +90,49 @@ def concat_inputs(
     if not parts:
         raise ExportError("no inputs to concatenate")
     return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
+
+
+def study_inputs(root: Path, spec: ModelSpec, n: int) -> dict[str, NDArray[np.generic]]:
+    """The preprocessed tensors of the first ``n`` usable studies under ``root``, stacked.
+
+    Studies are read with the runtime's own discovery and preprocessing (what deployment
+    feeds the model); a study that cannot be preprocessed for ``spec`` is skipped.
+
+    Parameters
+    ----------
+    root:
+        Folder of DICOM studies.
+    spec:
+        The model's spec (input shapes, preprocessing recipes).
+    n:
+        Most studies taken.
+
+    Returns
+    -------
+    dict[str, NDArray]
+        Input name → array with the batch axis first (float32).
+
+    Raises
+    ------
+    UsageError
+        When no study under ``root`` could be preprocessed for this model.
+    """
+    from medfuse.runtime.dicom import discover_studies
+    from medfuse.runtime.preprocess import preprocess_study
+
+    rows: list[dict[str, NDArray[np.float32]]] = []
+    for study in discover_studies(Path(root)).studies:
+        if len(rows) >= n:
+            break
+        sample = {i.name: np.zeros(i.sample_shape(), dtype=np.float32) for i in spec.inputs}
+        try:
+            preprocess_study(study, spec, sample)
+        except (DicomError, PreprocessingError, StudyError):
+            continue
+        rows.append(sample)
+    if not rows:
+        raise UsageError(
+            f"no study in the folder could be preprocessed for model {spec.name!r}; give a "
+            "folder of studies with the modalities the model takes"
+        )
+    return {name: np.stack([r[name] for r in rows]) for name in rows[0]}

@@ -12,7 +12,8 @@ Two configurations exist:
 ``resnet18-224``
     ResNet-18 encoders at 224×224 for every modality (volumes enter 2.5-D: their slices are
     mixed into three channels by a 1×1 convolution), about 5.5 G multiply–accumulates. Used for
-    latency benchmarks with random weights; never trained.
+    latency and quantization benchmarks: random weights for latency alone, briefly trained
+    (``medfuse train --config resnet18-224``) where an accuracy gate must mean something.
 
 Inputs are optional one by one (``required=False``): the ``presence`` column of a missing
 modality is 0 and its tensor is all zeros, and the network ignores it. A study needs at least
@@ -204,6 +205,6 @@ def model_spec(config: str = "reference") -> ModelSpec:
                 "ResNet-18 encoders at 224x224 per modality (volumes 2.5-D), masked attention "
                 "fusion; for latency benchmarks."
             ),
-            extra=_extra("resnet18-224", "random weights; for latency benchmarks only"),
+            extra=_extra("resnet18-224", "for latency and quantization benchmarks; not for clinical use"),
         )
     raise UsageError(f"unknown model configuration {config!r}; known: {', '.join(CONFIGS)}")

@@ -3,38 +3,49 @@
 :func:`plan_buffers` decides, for every I/O tensor of a batch size, how many bytes it needs and
 where it lives — on a Jetson (memory shared by CPU and GPU) in *mapped* pinned host memory whose
 device pointer TensorRT reads and writes directly (no copy); on a discrete GPU in pinned host
-memory plus a device buffer, with one async copy each way. :class:`CudaMemory` makes those
-allocations, streams, events and CUDA graphs through NVIDIA's ``cuda-python``
-(``cuda.bindings.runtime``, the binding TensorRT's own samples use since 10.14).
+memory plus a device buffer, with one async copy each way.
 
-``cuda-python`` is imported only when :class:`CudaMemory` is created. The CUDA paths are
-type-checked only and have **not yet run on real hardware** (see docs/tensorrt.md).
+The CUDA calls that carry out a plan sit behind one interface, :class:`CudaMemory`, with two
+implementations picked by :func:`open_cuda_memory`:
+
+- ``cuda-python`` (NVIDIA's binding, the one TensorRT's own samples use since 10.14; what
+  ``pip install 'medfuse[tensorrt]'`` installs) — :mod:`medfuse.runtime.cuda_binding_cudapython`;
+- ``pycuda`` (the fallback, for Jetson images that ship it) —
+  :mod:`medfuse.runtime.cuda_binding_pycuda`.
+
+Neither binding is imported until a memory is opened. The CUDA paths are type-checked only and
+have **not yet run on real hardware** (see docs/tensorrt.md).
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec
-from medfuse.errors import BackendError, MissingDependencyError
+from medfuse.errors import BackendError, MissingDependencyError, UsageError
 
 __all__ = [
     "ALIGNMENT",
+    "CUDA_BINDINGS",
     "BufferPlan",
     "CudaMemory",
     "HostBuffer",
     "IOTensor",
     "PlannedBuffer",
+    "choose_cuda_binding",
     "host_array",
     "io_tensors_from_spec",
+    "open_cuda_memory",
     "plan_buffers",
+    "select_cuda_binding",
 ]
 
 logger = logging.getLogger(__name__)
@@ -175,115 +186,234 @@ class HostBuffer:
     device_ptr: int | None
 
 
-def _cudart() -> Any:
-    try:
-        from cuda.bindings import runtime
-    except ImportError:
-        try:
-            from cuda import cudart as runtime  # cuda-python < 12.6 layout
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "cuda-python is needed for TensorRT I/O memory but is not installed; install it "
-                "with: pip install 'medfuse[tensorrt]' (it provides cuda-python)"
-            ) from exc
-    return runtime
+# -- the CUDA calls: one interface, two bindings -------------------------------------------------
+
+CUDA_BINDINGS: tuple[str, ...] = ("cuda-python", "pycuda")
+"""The CUDA bindings medfuse drives, in the order :func:`open_cuda_memory` tries them."""
+
+# binding → (module whose import proves it is installed, alternative module or None)
+_PROBES: dict[str, tuple[str, str | None]] = {
+    "cuda-python": ("cuda.bindings.runtime", "cuda.cudart"),  # cuda.cudart: cuda-python < 12.6
+    "pycuda": ("pycuda.driver", None),
+}
 
 
-class CudaMemory:
-    """CUDA runtime calls the TensorRT backend needs, each checked, over ``cuda-python``.
+@runtime_checkable
+class CudaMemory(Protocol):
+    """The CUDA runtime calls the TensorRT backend makes, whichever binding carries them out.
 
-    ``memcpy_count`` counts async copies issued (the mapped Jetson path issues none).
+    Every call is checked: a CUDA failure raises :class:`~medfuse.errors.BackendError` naming
+    the call. Pointers are plain ``int``; streams, events and graphs are the binding's own
+    objects (opaque to the caller) except :meth:`stream_handle`, the integer TensorRT's
+    ``execute_async_v3`` takes. ``memcpy_count`` counts async copies issued (the mapped Jetson
+    path issues none). Call :meth:`close` once, on the thread that opened the memory, after
+    everything it allocated has been freed.
     """
 
-    def __init__(self) -> None:
-        self._rt = _cudart()
-        self.memcpy_count = 0
-
-    def _check(self, result: Any, what: str) -> Any:
-        err, *values = result if isinstance(result, tuple) else (result,)
-        if int(err) != int(self._rt.cudaError_t.cudaSuccess):
-            name = getattr(err, "name", str(err))
-            raise BackendError(f"CUDA {what} failed: {name}")
-        if not values:
-            return None
-        return values[0] if len(values) == 1 else tuple(values)
-
-    # -- memory ---------------------------------------------------------------------------------
+    binding: str
+    memcpy_count: int
 
     def host_alloc(self, nbytes: int, *, mapped: bool) -> HostBuffer:
         """Pinned host memory; ``mapped=True`` also maps it for the GPU (Jetson zero-copy)."""
-        flags = self._rt.cudaHostAllocMapped if mapped else self._rt.cudaHostAllocDefault
-        ptr = int(self._check(self._rt.cudaHostAlloc(nbytes, flags), "cudaHostAlloc"))
-        dptr = None
-        if mapped:
-            dptr = int(self._check(self._rt.cudaHostGetDevicePointer(ptr, 0),
-                                   "cudaHostGetDevicePointer"))
-        return HostBuffer(ptr=ptr, nbytes=nbytes, device_ptr=dptr)
+        ...
 
     def free_host(self, buf: HostBuffer) -> None:
-        self._check(self._rt.cudaFreeHost(buf.ptr), "cudaFreeHost")
+        """Free memory from :meth:`host_alloc`."""
+        ...
 
     def device_alloc(self, nbytes: int) -> int:
-        return int(self._check(self._rt.cudaMalloc(nbytes), "cudaMalloc"))
+        """Device memory; returns its pointer."""
+        ...
 
     def free_device(self, ptr: int) -> None:
-        self._check(self._rt.cudaFree(ptr), "cudaFree")
+        """Free memory from :meth:`device_alloc`."""
+        ...
 
     def copy_to_device(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
-        kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._check(self._rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream), "cudaMemcpyAsync")
-        self.memcpy_count += 1
+        """Queue a host→device copy of ``nbytes`` on ``stream``."""
+        ...
 
     def copy_to_host(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
-        kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._check(self._rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream), "cudaMemcpyAsync")
-        self.memcpy_count += 1
-
-    # -- streams and events ---------------------------------------------------------------------
+        """Queue a device→host copy of ``nbytes`` on ``stream``."""
+        ...
 
     def stream_create(self) -> Any:
         """A non-blocking stream (TensorRT warns against the default stream)."""
-        return self._check(self._rt.cudaStreamCreateWithFlags(self._rt.cudaStreamNonBlocking),
-                           "cudaStreamCreateWithFlags")
+        ...
 
     def stream_handle(self, stream: Any) -> int:
         """The integer handle ``execute_async_v3`` takes."""
-        return int(stream)
+        ...
 
     def stream_sync(self, stream: Any) -> None:
-        self._check(self._rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        """Wait for everything queued on ``stream``."""
+        ...
 
     def stream_destroy(self, stream: Any) -> None:
-        self._check(self._rt.cudaStreamDestroy(stream), "cudaStreamDestroy")
+        """Destroy a stream from :meth:`stream_create`."""
+        ...
 
     def event_create(self) -> Any:
-        return self._check(self._rt.cudaEventCreate(), "cudaEventCreate")
+        """A timing event."""
+        ...
 
     def event_record(self, event: Any, stream: Any) -> None:
-        self._check(self._rt.cudaEventRecord(event, stream), "cudaEventRecord")
+        """Record ``event`` on ``stream``."""
+        ...
 
     def event_elapsed_ms(self, start: Any, end: Any) -> float:
-        return float(self._check(self._rt.cudaEventElapsedTime(start, end), "cudaEventElapsedTime"))
+        """GPU time between two recorded events, in milliseconds."""
+        ...
 
     def event_destroy(self, event: Any) -> None:
-        self._check(self._rt.cudaEventDestroy(event), "cudaEventDestroy")
-
-    # -- CUDA graphs ----------------------------------------------------------------------------
+        """Destroy an event from :meth:`event_create`."""
+        ...
 
     def begin_capture(self, stream: Any) -> None:
-        mode = self._rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-        self._check(self._rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
+        """Start capturing ``stream`` into a CUDA graph (BackendError where unsupported)."""
+        ...
 
     def end_capture(self, stream: Any) -> Any:
-        return self._check(self._rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+        """Stop capturing; returns the graph."""
+        ...
 
     def instantiate(self, graph: Any) -> Any:
-        return self._check(self._rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+        """An executable graph from a captured one."""
+        ...
 
     def launch(self, graph_exec: Any, stream: Any) -> None:
-        self._check(self._rt.cudaGraphLaunch(graph_exec, stream), "cudaGraphLaunch")
+        """Replay an executable graph on ``stream``."""
+        ...
 
     def graph_destroy(self, graph: Any, graph_exec: Any | None) -> None:
-        if graph_exec is not None:
-            self._check(self._rt.cudaGraphExecDestroy(graph_exec), "cudaGraphExecDestroy")
-        self._check(self._rt.cudaGraphDestroy(graph), "cudaGraphDestroy")
+        """Destroy a captured graph and its executable form."""
+        ...
+
+    def close(self) -> None:
+        """Give back what opening the memory took (pycuda: pop its context); idempotent."""
+        ...
+
+
+def _probe(binding: str) -> ImportError | None:
+    """``None`` when ``binding`` imports here, else the ImportError that says why not."""
+    first, alternative = _PROBES[binding]
+    try:
+        importlib.import_module(first)
+    except ImportError as exc:
+        if alternative is None:
+            return exc
+        try:
+            importlib.import_module(alternative)
+        except ImportError:
+            return exc
+    return None
+
+
+def _check_prefer(prefer: str | None) -> None:
+    if prefer is not None and prefer not in CUDA_BINDINGS:
+        raise UsageError(
+            f"unknown CUDA binding {prefer!r}; use one of {', '.join(CUDA_BINDINGS)} "
+            "(or leave it unset to pick the first one installed)"
+        )
+
+
+_INSTALL_HINT = {
+    "cuda-python": "pip install 'medfuse[tensorrt]' (installs cuda-python)",
+    "pycuda": "use a Jetson image that ships pycuda, or pip install pycuda (it builds from "
+    "source and needs the CUDA toolkit on PATH)",
+}
+
+
+def choose_cuda_binding(problems: Mapping[str, str | None], prefer: str | None = None) -> str:
+    """Pick a binding from what importing each one gave (plain code, no imports).
+
+    Parameters
+    ----------
+    problems:
+        For each name in :data:`CUDA_BINDINGS`: ``None`` when it imports, else why it does not.
+    prefer:
+        ``"cuda-python"`` or ``"pycuda"`` to require that one; ``None`` takes cuda-python when
+        it imports and pycuda otherwise.
+
+    Raises
+    ------
+    UsageError
+        ``prefer`` is not a known binding.
+    MissingDependencyError
+        The required binding (or, without ``prefer``, both) cannot be imported; the message
+        names the packages and how to install them.
+    """
+    _check_prefer(prefer)
+    wanted = (prefer,) if prefer is not None else CUDA_BINDINGS
+    for name in wanted:
+        if problems.get(name, "not probed") is None:
+            return name
+    if prefer is not None:
+        raise MissingDependencyError(
+            f"the {prefer} CUDA binding was asked for but does not import "
+            f"({problems.get(prefer)}); to get it: {_INSTALL_HINT[prefer]}"
+        )
+    raise MissingDependencyError(
+        "TensorRT I/O memory needs a CUDA binding and none imports here "
+        f"(cuda-python: {problems.get('cuda-python')}; pycuda: {problems.get('pycuda')}). "
+        f"Install cuda-python: {_INSTALL_HINT['cuda-python']}; or, as the alternative, "
+        f"{_INSTALL_HINT['pycuda']}."
+    )
+
+
+def select_cuda_binding(prefer: str | None = None) -> str:
+    """The binding :func:`open_cuda_memory` would use here (imports it, opens nothing).
+
+    Raises the same errors as :func:`choose_cuda_binding`.
+    """
+    _check_prefer(prefer)
+    wanted = (prefer,) if prefer is not None else CUDA_BINDINGS
+    errors: dict[str, ImportError | None] = {}
+    for name in wanted:
+        errors[name] = _probe(name)
+        if errors[name] is None:
+            break
+    problems = {k: None if e is None else (str(e) or type(e).__name__) for k, e in errors.items()}
+    try:
+        return choose_cuda_binding(problems, prefer)
+    except MissingDependencyError as exc:
+        raise exc from errors[wanted[0]]
+
+
+def open_cuda_memory(prefer: str | None = None) -> CudaMemory:
+    """Open CUDA memory through cuda-python when it imports, pycuda otherwise.
+
+    Parameters
+    ----------
+    prefer:
+        ``"cuda-python"`` or ``"pycuda"`` forces that binding; ``None`` picks.
+
+    Returns
+    -------
+    CudaMemory
+        Ready on device 0 (pycuda: device 0's primary context, the one TensorRT uses, is made
+        current on this thread). Call :meth:`CudaMemory.close` when done.
+
+    Raises
+    ------
+    UsageError
+        ``prefer`` is not a known binding.
+    MissingDependencyError
+        No usable binding is installed (the message says what to install).
+    BackendError
+        The binding imports but CUDA could not be set up (no driver, no device).
+    """
+    name = select_cuda_binding(prefer)
+    memory: CudaMemory
+    if name == "cuda-python":
+        from medfuse.runtime.cuda_binding_cudapython import CudaPythonMemory
+
+        memory = CudaPythonMemory()
+    else:
+        from medfuse.runtime.cuda_binding_pycuda import PyCudaMemory
+
+        memory = PyCudaMemory()
+    why = "asked for" if prefer else (
+        "first choice" if name == CUDA_BINDINGS[0] else "cuda-python does not import")
+    logger.info("CUDA binding for TensorRT I/O: %s (%s)", name, why)
+    return memory

@@ -23,6 +23,16 @@ def _pb_utils() -> Any:
     return importlib.import_module("triton_python_backend_utils")
 
 
+def _error_response(pb: Any, message: str, *, client_error: bool) -> Any:
+    """An error response: ``INVALID_ARG`` (HTTP 400) for a bad study, else ``INTERNAL`` (500).
+
+    Python backends older than 23.xx have no error codes; their errors are all ``INTERNAL``.
+    """
+    code = getattr(pb.TritonError, "INVALID_ARG" if client_error else "INTERNAL", None)
+    error = pb.TritonError(message) if code is None else pb.TritonError(message, code)
+    return pb.InferenceResponse(output_tensors=[], error=error)
+
+
 class TritonPythonModel:
     """The model class Triton's Python backend instantiates."""
 
@@ -45,14 +55,18 @@ class TritonPythonModel:
             try:
                 study = pb.get_input_tensor_by_name(request, "study").as_numpy()
                 payloads = [bytes(x) for x in study.reshape(-1)]
-                arrays = preprocess_payloads(payloads, self.spec)
-                tensors = [pb.Tensor(name, arr) for name, arr in arrays.items()]
-                responses.append(pb.InferenceResponse(output_tensors=tensors))
-            except Exception as exc:
+            except Exception as exc:  # not a study tensor: the server's side failed
                 _kind, message = safe_error(exc)
-                responses.append(
-                    pb.InferenceResponse(output_tensors=[], error=pb.TritonError(message))
-                )
+                responses.append(_error_response(pb, message, client_error=False))
+                continue
+            try:
+                arrays = preprocess_payloads(payloads, self.spec)
+            except Exception as exc:  # a study that cannot feed the model: the client's input
+                _kind, message = safe_error(exc)
+                responses.append(_error_response(pb, message, client_error=True))
+                continue
+            tensors = [pb.Tensor(name, arr) for name, arr in arrays.items()]
+            responses.append(pb.InferenceResponse(output_tensors=tensors))
         return responses
 
     def finalize(self) -> None:

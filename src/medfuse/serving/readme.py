@@ -28,6 +28,31 @@ def repository_readme(repo: TritonRepository, spec: ModelSpec) -> str:
         )
         or "- (none: ONNX Runtime backend)"
     )
+    if repo.execution_env is not None:
+        env_section = (
+            f"`{repo.preprocess}` imports medfuse. Its `EXECUTION_ENV_PATH` is\n"
+            f"`{repo.execution_env}`: a Python environment holding medfuse (a `conda-pack`\n"
+            "archive, or a folder with `bin/activate`) whose Python is the version of the\n"
+            "server's Python-backend stub; Triton activates it for this model only."
+        )
+        image = (
+            "`nvcr.io/nvidia/tritonserver:<yy.mm>-py3` as it is (medfuse comes from the\n"
+            "execution environment; mount it where `EXECUTION_ENV_PATH` points)."
+        )
+    else:
+        env_section = (
+            f"`{repo.preprocess}` imports medfuse: install it into the Python that Triton's\n"
+            "Python-backend stub runs (`python3 -m pip install medfuse-<version>-*.whl`; build\n"
+            "the wheel with `pip wheel --no-deps -w dist .` in medfuse's source tree), or\n"
+            "export with an execution environment (`TritonExportOptions(execution_env=...)`: a\n"
+            "`conda-pack` archive of a Python with medfuse, of the stub's Python version)."
+        )
+        image = (
+            "`nvcr.io/nvidia/tritonserver:<yy.mm>-py3` extended with medfuse, e.g. a Dockerfile\n"
+            "`FROM nvcr.io/nvidia/tritonserver:<yy.mm>-py3`, `COPY dist/*.whl /tmp/`,\n"
+            "`RUN python3 -m pip install /tmp/medfuse-*.whl` (the image's own Python 3 is the one\n"
+            "its Python-backend stub runs)."
+        )
     return f"""# Triton model repository for {spec.name} {spec.version}
 
 Written by `medfuse export-triton` (backend **{repo.backend}**, variant **{repo.variant}**,
@@ -57,9 +82,9 @@ the TensorRT version it was built with — the server's):
 
 ## Start the server
 
-The preprocessing model imports medfuse: install it into the Python that Triton's Python
-backend runs (`pip install medfuse`), or pack an environment and point the model's
-`EXECUTION_ENV_PATH` parameter at it. Then, on loopback:
+{env_section}
+
+Then, on loopback:
 
 ```
 tritonserver --model-repository "$PWD" --http-address 127.0.0.1 --grpc-address 127.0.0.1 \\
@@ -67,8 +92,15 @@ tritonserver --model-repository "$PWD" --http-address 127.0.0.1 --grpc-address 1
 curl -sf 127.0.0.1:8000/v2/health/ready && echo ready
 ```
 
-(`docker run --gpus all --network host -v "$PWD":/models nvcr.io/nvidia/tritonserver:<yy.mm>-py3
-tritonserver --model-repository /models ...` works the same way.)
+In NVIDIA's container (the Python backend talks to its stub through shared memory: give the
+container more than Docker's default 64 MB):
+
+```
+docker run --rm --gpus all --shm-size 1g -p 127.0.0.1:8000:8000 -p 127.0.0.1:8001:8001 \\
+    -v "$PWD":/models IMAGE tritonserver --model-repository /models
+```
+
+`IMAGE` is {image}
 
 ## Send a study
 

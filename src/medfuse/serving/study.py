@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec
-from medfuse.errors import DicomError, MedfuseError, StudyError, UsageError
+from medfuse.errors import DicomError, MedfuseError, PreprocessingError, StudyError, UsageError
 
 __all__ = [
     "MAGIC",
@@ -262,6 +262,12 @@ def preprocess_payloads(
             try:
                 decoded = materialize_study(data, folder)
                 preprocess_study(decoded.study, spec, {k: v[row] for k, v in arrays.items()})
+                bad = [k for k, v in arrays.items() if not np.isfinite(v[row]).all()]
+                if bad:  # what Session.infer refuses for `medfuse run`, refused here too
+                    raise PreprocessingError(
+                        f"preprocessing produced NaN or infinite values in input(s) "
+                        f"{', '.join(bad)}; the study's pixel data is not usable"
+                    )
             except Exception as exc:
                 _kind, message = safe_error(
                     exc, study=None if decoded is None else decoded.study, root=folder

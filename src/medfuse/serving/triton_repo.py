@@ -99,6 +99,12 @@ class TritonExportOptions:
         How long the dynamic batcher may hold a request to form a larger batch.
     tensorrt_version:
         For TensorRT: take only engines built with this TensorRT version.
+    execution_env:
+        The preprocessing model's ``EXECUTION_ENV_PATH``: a Python environment holding medfuse
+        that Triton's Python backend activates for it (a ``conda-pack`` archive, or a
+        folder with ``bin/activate``), e.g. ``"$$TRITON_MODEL_DIRECTORY/medfuse-env.tar.gz"``.
+        Its Python must be the version the server's Python-backend stub was built for.
+        ``None``: the stub's own Python must have medfuse installed.
     """
 
     variant: str = "auto"
@@ -108,8 +114,14 @@ class TritonExportOptions:
     preferred_batch: tuple[int, ...] = ()
     max_queue_delay_us: int = 100
     tensorrt_version: str | None = None
+    execution_env: str | None = None
 
     def __post_init__(self) -> None:
+        if self.execution_env is not None and not self.execution_env.strip():
+            raise UsageError(
+                "execution env is empty; give the path of a packed Python environment "
+                "(e.g. $$TRITON_MODEL_DIRECTORY/medfuse-env.tar.gz) or leave it unset"
+            )
         if self.backend not in ("auto", "onnxruntime", "tensorrt"):
             raise UsageError(f"backend {self.backend!r}: use auto, onnxruntime or tensorrt")
         if self.max_batch < 1 or self.instances < 1 or self.max_queue_delay_us < 0:
@@ -136,6 +148,7 @@ class TritonRepository:
     variant: str
     max_batch: int
     plans: Mapping[str, str] = field(default_factory=dict)
+    execution_env: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +162,7 @@ class TritonRepository:
             "variant": self.variant,
             "max_batch_size": self.max_batch,
             "cc_model_filenames": dict(self.plans),
+            "execution_env": self.execution_env,
         }
 
 
@@ -210,7 +224,7 @@ def preprocess_config(
 ) -> dict[str, Any]:
     """The Python-backend preprocessing model: ``study`` (BYTES) → the network's inputs."""
     inputs, _ = _io(spec)
-    return {
+    config: dict[str, Any] = {
         "name": f"{spec.name}_preprocess",
         "backend": "python",
         "max_batch_size": max_batch,
@@ -219,6 +233,11 @@ def preprocess_config(
         "dynamic_batching": _batching(options),
         "instance_group": [{"count": options.instances, "kind": Enum("KIND_CPU")}],
     }
+    if options.execution_env is not None:
+        config["parameters"] = [
+            {"key": "EXECUTION_ENV_PATH", "value": {"string_value": options.execution_env}}
+        ]
+    return config
 
 
 def ensemble_config(spec: ModelSpec, max_batch: int) -> dict[str, Any]:
@@ -363,6 +382,7 @@ def export_triton_repository(
         instances=options.instances,
         preferred_batch=tuple(p for p in options.preferred_batch if p <= max_batch),
         max_queue_delay_us=options.max_queue_delay_us,
+        execution_env=options.execution_env,
     )
     configs = {
         spec.name: inference_config(spec, opts, backend=backend, plans=plans, max_batch=max_batch),
@@ -385,6 +405,7 @@ def export_triton_repository(
         variant=variant,
         max_batch=max_batch,
         plans=plans,
+        execution_env=options.execution_env,
     )
     (root / "README.md").write_text(repository_readme(repo, spec), encoding="utf-8")
     log.info(

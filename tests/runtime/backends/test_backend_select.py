@@ -7,8 +7,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 import pytest
-from onnx_models import fusion_bundle
 
+from helpers.onnx_bundles import fusion_bundle
 from medfuse.bundle import Bundle
 from medfuse.errors import BackendError, MissingDependencyError, UsageError
 from medfuse.runtime.backends.select import (

@@ -11,8 +11,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
-from onnx_models import fusion_model, fusion_reference, random_feeds
 
+from helpers.onnx_bundles import fusion_model, fusion_reference, random_feeds
 from medfuse.errors import BackendError, UsageError
 from medfuse.runtime.backends.onnxruntime import OnnxRuntimeBackend
 

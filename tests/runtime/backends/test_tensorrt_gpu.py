@@ -6,13 +6,12 @@ GPU server and on a Jetson (see docs/tensorrt.md).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
+from helpers.onnx_bundles import make_bundle
 from medfuse.bundle import Bundle, open_bundle
 from medfuse.devices.detect import detect_device
 from medfuse.devices.engines import build_engine
@@ -23,19 +22,9 @@ from medfuse.errors import IncompatibleBundleError
 pytestmark = [pytest.mark.gpu, pytest.mark.tensorrt]
 
 
-def _builders() -> ModuleType:
-    path = Path(__file__).parents[2] / "bundle" / "bundle_builders.py"
-    spec = importlib.util.spec_from_file_location("_bb_trt_gpu", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def bundle(tmp_path: Path) -> Bundle:
-    made: Bundle = _builders().make_bundle(tmp_path)
-    return made
+    return make_bundle(tmp_path)
 
 
 def _golden(bundle: Bundle) -> dict[str, np.ndarray]:

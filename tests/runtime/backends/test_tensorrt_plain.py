@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from helpers.onnx_bundles import tiny_spec
 from medfuse.bundle import ModelSpec
 from medfuse.errors import BackendError
 from medfuse.runtime.backends.tensorrt import GraphState, graph_action
@@ -16,13 +14,7 @@ from medfuse.runtime.cuda_memory import ALIGNMENT, IOTensor, host_array, plan_bu
 
 @pytest.fixture(scope="module")
 def spec() -> ModelSpec:
-    path = Path(__file__).parents[2] / "bundle" / "bundle_builders.py"
-    mod_spec = importlib.util.spec_from_file_location("_bb_trt", path)
-    assert mod_spec is not None and mod_spec.loader is not None
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    out: ModelSpec = module.tiny_spec()
-    return out
+    return tiny_spec()
 
 
 def test_jetson_plan_is_mapped_and_copy_free(spec: ModelSpec) -> None:

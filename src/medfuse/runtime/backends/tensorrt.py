@@ -33,7 +33,9 @@ from medfuse.runtime.cuda_memory import (
     HostBuffer,
     IOTensor,
     host_array,
+    open_cuda_memory,
     plan_buffers,
+    select_cuda_binding,
 )
 
 __all__ = ["GraphState", "StageTimings", "TensorRTBackend", "graph_action"]
@@ -163,7 +165,7 @@ class TensorRTBackend(Backend):
             from medfuse.devices.trt_build import load_tensorrt
 
             load_tensorrt()
-            CudaMemory()
+            select_cuda_binding()
         except MedfuseError as exc:
             return str(exc)
         return None
@@ -199,16 +201,27 @@ class TensorRTBackend(Backend):
     # -- backend hooks --------------------------------------------------------------------------
 
     def activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-        from medfuse.devices.trt_build import load_tensorrt, make_trt_logger
+        from medfuse.devices.trt_build import load_tensorrt
 
         load_tensorrt()
-        import tensorrt as trt
 
         if self._shared is None:
             from medfuse.devices.detect import detect_device
 
             self._shared = detect_device().memory_shared
-        self._mem = CudaMemory()
+        self._mem = open_cuda_memory()
+        try:
+            return self._load_engine()
+        except BaseException:
+            self.deactivate_impl()  # frees what was made; pycuda pops its context
+            raise
+
+    def _load_engine(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        import tensorrt as trt
+
+        from medfuse.devices.trt_build import make_trt_logger
+
+        assert self._mem is not None
         self._runtime = trt.Runtime(make_trt_logger())
         # Version-compatible plans embed the lean runtime (host code); Polygraphy allows it for
         # every plan. Safe here: the plan's sha256 was checked against the manifest.
@@ -363,17 +376,20 @@ class TensorRTBackend(Backend):
             self._mem.free_host(buf)
 
     def deactivate_impl(self) -> None:
-        if self._mem is not None:
+        mem = self._mem
+        if mem is not None:
             for event in self._events:
-                self._mem.event_destroy(event)
+                mem.event_destroy(event)
             if self._stream is not None:
-                self._mem.stream_destroy(self._stream)
+                mem.stream_destroy(self._stream)
         self._events = []
         self._stream = None
         self._context = None
         self._engine = None
         self._runtime = None
         self._mem = None
+        if mem is not None:
+            mem.close()  # last: pycuda pops the primary context it pushed
 
     @property
     def memcpy_count(self) -> int:

@@ -1,10 +1,10 @@
 """Builders for the screening tests: a small real bundle with the reference spec, studies.
 
-Shared by ``tests/runtime/test_screening.py`` and ``tests/cli/test_run.py`` /
-``tests/cli/test_demo.py`` (loaded there by file path). The bundle's ONNX graph is tiny (the mean
-of each image input, masked by presence, through a fixed linear layer) but takes exactly the
-reference model's inputs, so the real preprocessing of synthetic studies feeds it. The shipped
-reference bundle is used instead when it is installed.
+Shared by ``tests/runtime/test_screening.py``, ``tests/cli/test_run.py``,
+``tests/cli/test_demo.py`` and the serving tests. The bundle's ONNX graph is tiny (the mean of each
+image input, masked by presence, through a fixed linear layer) but takes exactly the reference
+model's inputs, so the real preprocessing of synthetic studies feeds it. The shipped reference
+bundle is used instead when it is installed. Importing this module does not import onnx.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -44,22 +46,16 @@ PHI_FOLDER = "ZZDOE^JANE_MRN99887766"
 
 def tiny_reference_onnx(path: Path) -> Path:
     """A real ONNX model with the reference spec's inputs and outputs (needs the onnx package)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
+    from helpers.onnx_bundles import float_io, save_model
     from medfuse.models.specs import model_spec
 
     spec = model_spec("reference")
     images = [i for i in spec.inputs if i.role == "image"]
     presence = next(i for i in spec.inputs if i.role == "presence")
-    inputs = [
-        helper.make_tensor_value_info(i.name, TensorProto.FLOAT, ["batch", *i.sample_shape()])
-        for i in spec.inputs
-    ]
-    outs = [
-        helper.make_tensor_value_info(o.name, TensorProto.FLOAT, ["batch", int(o.shape[-1])])
-        for o in spec.outputs
-    ]
+    inputs = [float_io(i.name, ["batch", *i.sample_shape()]) for i in spec.inputs]
+    outs = [float_io(o.name, ["batch", int(o.shape[-1])]) for o in spec.outputs]
     n_cls = int(spec.outputs[0].shape[-1])
     rng = np.random.default_rng(0)
     inits = [
@@ -89,11 +85,7 @@ def tiny_reference_onnx(path: Path) -> Path:
         helper.make_node("Add", ["ms", "bs"], [spec.outputs[1].name]),
     ]
     graph = helper.make_graph(nodes, "tiny-reference", inputs, outs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return save_model(graph, path, ir_version=9)
 
 
 def tiny_reference_bundle(root: Path) -> Path:
@@ -150,6 +142,7 @@ def make_error_study(root: Path) -> str:
 
 
 def modality_of(path: Path) -> str | None:
+    """The Modality of the DICOM file at ``path`` ("" when absent), None for a non-DICOM file."""
     try:
         return str(pydicom.dcmread(path, stop_before_pixels=True).get("Modality", ""))
     except pydicom.errors.InvalidDicomError:
@@ -171,24 +164,31 @@ def plant_phi(studies: Path) -> None:
     patients[0].rename(studies / PHI_FOLDER)
 
 
-def dicom_uids(root: Path) -> set[str]:
-    """Every UID value in every DICOM file under ``root`` (read with pydicom, independently)."""
-    uids: set[str] = set()
+def _headers(root: Path, **read: Any) -> Iterator[pydicom.Dataset]:
+    """The header (``stop_before_pixels``) of every DICOM file under ``root``; others skipped."""
     for path in root.rglob("*"):
         if not path.is_file():
             continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            ds = pydicom.dcmread(path, stop_before_pixels=True, **read)
         except pydicom.errors.InvalidDicomError:
             continue
+        yield ds
+
+
+def _values(elem: pydicom.DataElement) -> list[Any]:
+    """An element's values as a list (one value or a multi-value)."""
+    value = elem.value
+    return list(value) if isinstance(value, list | pydicom.multival.MultiValue) else [value]
+
+
+def dicom_uids(root: Path) -> set[str]:
+    """Every UID value in every DICOM file under ``root`` (read with pydicom, independently)."""
+    uids: set[str] = set()
+    for ds in _headers(root):
         for elem in ds.iterall():
             if elem.VR == "UI" and elem.value:
-                values = (
-                    elem.value
-                    if isinstance(elem.value, list | pydicom.multival.MultiValue)
-                    else [elem.value]
-                )
-                uids.update(str(v) for v in values if str(v).count(".") >= 3)
+                uids.update(str(v) for v in _values(elem) if str(v).count(".") >= 3)
         for elem in ds.file_meta:
             if elem.VR == "UI" and elem.value and elem.keyword == "MediaStorageSOPInstanceUID":
                 uids.add(str(elem.value))
@@ -199,21 +199,10 @@ def header_strings(root: Path) -> set[str]:
     """Free-text and identifying header values (PN, DA, DT, LO, SH, ST, LT; 6+ characters) of
     every DICOM file under ``root``: names, dates, descriptions, institution, IDs."""
     found: set[str] = set()
-    for path in root.rglob("*"):
-        if not path.is_file():
-            continue
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except pydicom.errors.InvalidDicomError:
-            continue
+    for ds in _headers(root):
         for elem in ds.iterall():
             if elem.VR in {"PN", "DA", "DT", "LO", "SH", "ST", "LT"} and elem.value:
-                values = (
-                    elem.value
-                    if isinstance(elem.value, pydicom.multival.MultiValue)
-                    else [elem.value]
-                )
-                for v in values:
+                for v in _values(elem):
                     text = str(v).strip()
                     # short all-digit values (serial numbers) could match a hex key by chance
                     if len(text) >= (8 if text.isdigit() else 6):
@@ -223,18 +212,11 @@ def header_strings(root: Path) -> set[str]:
 
 def study_uids(root: Path) -> set[str]:
     """StudyInstanceUIDs of the image files under ``root``."""
-    out: set[str] = set()
-    for path in root.rglob("*"):
-        if path.is_file():
-            try:
-                ds = pydicom.dcmread(
-                    path, stop_before_pixels=True, specific_tags=["StudyInstanceUID", "Rows"]
-                )
-            except pydicom.errors.InvalidDicomError:
-                continue
-            if "Rows" in ds and "StudyInstanceUID" in ds:
-                out.add(str(ds.StudyInstanceUID))
-    return out
+    return {
+        str(ds.StudyInstanceUID)
+        for ds in _headers(root, specific_tags=["StudyInstanceUID", "Rows"])
+        if "Rows" in ds and "StudyInstanceUID" in ds
+    }
 
 
 def expected_key(uid: str, secret: bytes) -> str:
@@ -243,6 +225,7 @@ def expected_key(uid: str, secret: bytes) -> str:
 
 
 def read_secret(path: Path) -> bytes:
+    """The study-key secret stored (hex) in ``path``."""
     return bytes.fromhex(path.read_text().strip())
 
 
@@ -260,3 +243,15 @@ def cli_env(tmp: Path) -> dict[str, str]:
 
 
 CLI = [sys.executable, "-m", "medfuse.cli.main"]
+
+BLOCK_HEAVY_IMPORTS = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "onnx", "onnxscript", "tensorrt"}:
+            raise ImportError("blocked for this test: " + name)
+        return None
+sys.meta_path.insert(0, Block())
+"""
+"""Python source that makes torch, onnx, onnxscript and tensorrt unimportable, as on a base
+install: the start of a ``python -c`` script that runs the CLI lean."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
+from helpers.onnx_bundles import float_io, save_model
 from medfuse.bundle import Bundle, Provenance, VariantSource, write_bundle
 from medfuse.models import model_spec
 
@@ -81,19 +83,10 @@ def fusion_onnx(path: Path, *, seed: int = 0, sensitive: bool = False, opset: in
         n("Gemm", ["hr", "sev_w", "sev_b"], ["severity"], name="sev", transB=1),
     ]
     spec = model_spec("reference")
-    inputs = [
-        helper.make_tensor_value_info(i.name, TensorProto.FLOAT, list(i.shape)) for i in spec.inputs
-    ]
-    outputs = [
-        helper.make_tensor_value_info(o.name, TensorProto.FLOAT, list(o.shape))
-        for o in spec.outputs
-    ]
+    inputs = [float_io(i.name, i.shape) for i in spec.inputs]
+    outputs = [float_io(o.name, o.shape) for o in spec.outputs]
     graph = helper.make_graph(nodes, "fusion", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return save_model(graph, path, ir_version=8, opset=opset)
 
 
 def fusion_bundle(root: Path, name: str = "fusion.medfuse", **kw: object) -> Bundle:
@@ -105,7 +98,7 @@ def fusion_bundle(root: Path, name: str = "fusion.medfuse", **kw: object) -> Bun
     src.mkdir(parents=True, exist_ok=True)
     onnx_path = fusion_onnx(src / "model.onnx", **kw)  # type: ignore[arg-type]
     rng = np.random.default_rng(5)
-    golden = {
+    golden: dict[str, Any] = {
         i.name: rng.standard_normal((4, *i.sample_shape())).astype(np.float32) for i in spec.inputs
     }
     golden["presence"] = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 0], [0, 1, 1]], np.float32)
