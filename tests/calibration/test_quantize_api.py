@@ -14,7 +14,7 @@ from helpers.calib_models import fusion_bundle
 from medfuse.bundle import open_bundle
 from medfuse.calibration import GateConfig, QuantizeConfig, check_qdq, quantize_bundle
 from medfuse.calibration.reader import scan_studies
-from medfuse.errors import BundleError, CalibrationError
+from medfuse.errors import AccuracyGateError, BundleError, CalibrationError
 from medfuse.models import model_spec
 
 LENIENT = GateConfig(min_agreement=0.75, max_auroc_drop=1.0)
@@ -178,3 +178,35 @@ def test_sensitivity_exclusion_makes_strict_gate_pass(
     excluded = open_bundle(b.path).manifest.variants["int8"].accuracy["nodes_excluded"]
     assert list(excluded) == [s["node"] for s in steps]
     assert check_qdq(open_bundle(b.path).variant_file("int8"), excluded=excluded).ok
+
+
+def test_only_passing_variants_are_written(
+    tmp_path: Path, studies: tuple[Path, Path], quantized: tuple[Path, object]
+) -> None:
+    # A drift limit between what fp16 and int8 drift (taken from the lenient run above, same
+    # model, inputs and cached ranges) passes fp16 and fails int8.
+    report = quantized[1].report  # type: ignore[attr-defined]
+    drift = {
+        p: max(o["max_abs_drift"] for o in report["variants"][p]["gate"]["outputs"].values())
+        for p in ("int8", "fp16")
+    }
+    assert drift["fp16"] * 4 < drift["int8"], drift
+    limit = (drift["fp16"] * drift["int8"]) ** 0.5
+    b = fusion_bundle(tmp_path)
+    cfg = QuantizeConfig(
+        target="tensorrt",
+        calibrate_method="minmax",
+        gate=GateConfig(min_agreement=0.75, max_auroc_drop=1.0, max_logit_drift=limit),
+        sensitivity=False,
+        cache_dir=tmp_path / "cache",
+        plots=False,
+    )
+    result = quantize_bundle(b, studies[0], cfg, heldout=studies[1])
+    assert not result.passed and result.written == ("fp16",)
+    m = open_bundle(b.path).manifest
+    assert set(m.variants) == {"fp32", "fp16"}
+    saved = json.loads((b.path / "reports/quantization.json").read_text())
+    assert saved["variants"]["int8"]["passed"] is False
+    assert saved["variants"]["fp16"]["passed"] is True
+    with pytest.raises(AccuracyGateError, match="only fp16 written"):
+        result.raise_for_gate()
