@@ -146,7 +146,7 @@ def bench_model(
     gate = GateConfig() if trained else GateConfig(min_agreement=0.99, max_auroc_drop=1.0)
     qcfg = QuantizeConfig(
         target="both",
-        calibrate_method="entropy",
+        calibrate_method="minmax",
         max_calib=max_calib,
         gate=gate,
         cache_dir=tmp / "cache",

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
-from medfuse.calibration import check_qdq
+from medfuse.calibration import QuantizeConfig, check_qdq
+from medfuse.calibration.int8 import quantize_int8
+from medfuse.calibration.qdq_rules import non_residual_adds
+from medfuse.calibration.ranges import CalibrationRanges
 
 
 def _model(
@@ -94,3 +100,68 @@ def test_missing_qdq_on_residual_add() -> None:
 def test_old_opset_and_excluded_nodes() -> None:
     assert ("<model>", "opset") in _rules(_model(opset=12))
     assert check_qdq(_model(quantize_x=False, residual_qdq=False), excluded=["conv", "res_add"]).ok
+
+
+class _OneBatch:
+    """ONNX Runtime's CalibrationDataReader protocol over one batch of feeds."""
+
+    def __init__(self, feeds: dict[str, np.ndarray]) -> None:
+        self._feeds: list[dict[str, np.ndarray]] = [feeds]
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return self._feeds.pop() if self._feeds else None
+
+
+def test_only_residual_adds_are_quantized(tmp_path: Path) -> None:
+    """A conv residual Add gets Q/DQ; a bias add and a broadcast attention-mask add do not."""
+    rng = np.random.default_rng(1)
+    n = helper.make_node
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((4, 4, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal((1, 4, 1, 1)).astype(np.float32), "bias"),
+    ]
+    nodes = [
+        n("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1]),
+        n("Add", ["y", "x"], ["r"], name="residual"),  # conv output + skip: residual
+        n("Add", ["r", "bias"], ["rb"], name="bias_add"),  # constant input
+        n("Add", ["rb", "mask"], ["out"], name="mask_add"),  # activations, no Conv in "mask"
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4, 8, 8]),
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, [None, 1, 1, 8]),
+        ],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4, 8, 8])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert non_residual_adds(model) == ["bias_add", "mask_add"]
+
+    fp32 = tmp_path / "m.onnx"
+    onnx.save(model, fp32)
+    feeds = {
+        "x": rng.standard_normal((2, 4, 8, 8)).astype(np.float32),
+        "mask": np.where(rng.random((2, 1, 1, 8)) < 0.5, -1e4, 0.0).astype(np.float32),
+    }
+    calibrator = create_calibrator(
+        fp32, ["Conv", "Add"], augmented_model_path=str(tmp_path / "aug.onnx")
+    )
+    calibrator.collect_data(_OneBatch(feeds))
+    save_tensors_data(calibrator.compute_data(), tmp_path / "ranges.json")
+    ranges = CalibrationRanges(tmp_path / "ranges.json", "minmax", "0" * 64, 1, 0, {}, False, 1)
+    cfg = QuantizeConfig(calibrate_method="minmax", op_types_to_quantize=("Conv", "Add"))
+    out = quantize_int8(fp32, tmp_path / "q.onnx", ranges, cfg)
+    q = onnx.load(out)
+    producer = {o: node for node in q.graph.node for o in node.output}
+    adds = {node.name: node for node in q.graph.node if node.op_type == "Add"}
+
+    def dq_fed(name: str) -> list[bool]:
+        return [
+            i in producer and producer[i].op_type == "DequantizeLinear" for i in adds[name].input
+        ]
+
+    assert dq_fed("residual") == [True, True]
+    assert not any(dq_fed("mask_add")) and dq_fed("bias_add")[1] is False
+    assert check_qdq(q, excluded=non_residual_adds(model)).ok

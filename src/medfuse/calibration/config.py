@@ -136,7 +136,10 @@ class QuantizeConfig:
     precisions:
         Variants to make: ``"int8"`` and/or ``"fp16"``.
     calibrate_method:
-        ``"entropy"``, ``"minmax"`` or ``"percentile"`` (ONNX Runtime's ``CalibrationMethod``).
+        ``"minmax"`` (default), ``"entropy"`` or ``"percentile"`` (ONNX Runtime's
+        ``CalibrationMethod``). Min-max is the default of TensorRT Model Optimizer's INT8 and,
+        on the shipped ``reference`` model, the only one that passed the gate: entropy clipped
+        the pooled-max features (top-1 agreement 0.73), percentile likewise (0.68).
     target:
         INT8 for ``"tensorrt"`` (variant ``int8``), ``"cpu"`` (``int8-cpu``) or ``"both"``.
     max_calib:
@@ -180,7 +183,7 @@ class QuantizeConfig:
     """
 
     precisions: tuple[str, ...] = PRECISIONS
-    calibrate_method: CalibrateMethod = "entropy"
+    calibrate_method: CalibrateMethod = "minmax"
     target: Target = "tensorrt"
     max_calib: int = 64
     min_calib: int = 8

@@ -16,7 +16,7 @@ from typing import Any
 from medfuse._deps import require
 from medfuse.calibration._ort import quiet_quantizer
 from medfuse.calibration.config import CpuCandidate, QuantizeConfig
-from medfuse.calibration.qdq_rules import constant_input_adds
+from medfuse.calibration.qdq_rules import non_residual_adds
 from medfuse.calibration.ranges import CalibrationRanges, ort_method
 from medfuse.errors import CalibrationError
 
@@ -92,8 +92,9 @@ def quantize_int8(
     """
     q = require("onnxruntime.quantization", purpose="INT8 quantization", extra="quantize")
     exclude = list(dict.fromkeys([*config.nodes_to_exclude, *nodes_to_exclude]))
-    if layout.activation_symmetric:  # TensorRT: bias Adds are not Q/DQ'd
-        exclude += [n for n in constant_input_adds(fp32_path) if n not in exclude]
+    # Only residual Adds get Q/DQ (TensorRT's placement rule; on CPU too: a quantized attention
+    # mask add or bias add costs accuracy and buys nothing).
+    exclude += [n for n in non_residual_adds(fp32_path) if n not in exclude]
     extra: dict[str, Any] = {
         "ActivationSymmetric": layout.activation_symmetric,
         "WeightSymmetric": True,

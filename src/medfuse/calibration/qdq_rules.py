@@ -8,8 +8,8 @@ Rules (TensorRT's ``IQuantizeLayer`` contract and its Q/DQ placement guidance):
 - ``per_channel_activation``: per-channel scales only on weights (constants), never activations.
 - ``conv_weight_axis``: a per-channel Conv weight is quantized along axis 0 (output channels).
 - ``unquantized_input``: both data inputs of Conv / Gemm / MatMul come from DequantizeLinear.
-- ``residual_add``: both inputs of a residual Add (two activations, one fed by a Conv) come from
-  DequantizeLinear, so TensorRT fuses the Add into the convolution.
+- ``residual_add``: both inputs of a residual Add (two same-shaped activations, one fed by a
+  Conv) come from DequantizeLinear, so TensorRT fuses the Add into the convolution.
 
 Nodes deliberately kept in floating point (``excluded``) are exempt from the last three.
 """
@@ -127,6 +127,7 @@ def check_qdq(model: Any, *, excluded: Iterable[str] = ()) -> QdqReport:
         if node.op_type == "Cast" and node.input[0] in consts:
             consts[node.output[0]] = consts[node.input[0]]
     producer = {out: n for n in graph.node for out in n.output}
+    shapes = _shapes(proto)
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
     out: list[QdqViolation] = []
     if opset < 13:
@@ -181,7 +182,7 @@ def check_qdq(model: Any, *, excluded: Iterable[str] = ()) -> QdqReport:
                             "conv_weight_axis",
                             f"per-channel axis {axis} on Conv weight, need 0",
                         )
-        elif node.op_type == "Add" and _is_residual(node, consts, producer):
+        elif node.op_type == "Add" and _is_residual(node, consts, producer, shapes):
             for idx, name in enumerate(node.input):
                 src = producer.get(name)
                 if src is None or src.op_type != "DequantizeLinear":
@@ -203,18 +204,66 @@ def _traces_to_conv(name: str, producer: dict[str, Any], depth: int = 0) -> bool
     return False
 
 
-def _is_residual(node: Any, consts: dict[str, Any], producer: dict[str, Any]) -> bool:
-    """An Add of two activations at least one of which comes from a Conv."""
+def _shapes(proto: Any) -> dict[str, tuple[Any, ...]]:
+    """Tensor name → shape (ints and symbolic names) from ONNX shape inference, where known."""
+    onnx = require("onnx", purpose="checking Q/DQ graphs", extra="quantize")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto)
+    except Exception:  # shapes are a refinement; without them the structural rule applies
+        return {}
+    g = inferred.graph
+    out: dict[str, tuple[Any, ...]] = {}
+    for vi in (*g.value_info, *g.input, *g.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape"):
+            out[vi.name] = tuple(d.dim_param or d.dim_value or None for d in t.shape.dim)
+    return out
+
+
+def _is_residual(
+    node: Any,
+    consts: dict[str, Any],
+    producer: dict[str, Any],
+    shapes: dict[str, tuple[Any, ...]] | None = None,
+) -> bool:
+    """An Add of two same-shaped activations at least one of which comes from a Conv.
+
+    A broadcasting Add (e.g. an attention mask added to scores) is not residual; shapes are
+    compared only where shape inference knows both.
+    """
     if len(node.input) != 2 or any(i in consts for i in node.input):
         return False
+    if shapes:
+        a, b = (shapes.get(i) for i in node.input)
+        if (
+            a is not None
+            and b is not None
+            and (
+                len(a) != len(b)
+                or any(
+                    x is not None and y is not None and x != y for x, y in zip(a, b, strict=True)
+                )
+            )
+        ):
+            return False
     return any(_traces_to_conv(i, producer) for i in node.input)
 
 
-def constant_input_adds(model: Any) -> list[str]:
-    """Names of Add nodes with a constant input (bias adds): left unquantized for TensorRT."""
+def non_residual_adds(model: Any) -> list[str]:
+    """Names of the Add nodes that are not residual Adds (see :func:`check_qdq`'s rule).
+
+    Bias adds (a constant input), broadcasting adds such as an attention mask's ``scores +
+    bias``, and sums of activations none of which comes from a Conv: TensorRT fuses none of
+    them into a convolution, so Q/DQ on their inputs buys no speed and costs accuracy (an
+    attention mask's -1e4 would set the scale and flatten the scores). Kept in float.
+    """
     proto = _load(model)
     consts = {i.name for i in proto.graph.initializer}
     consts |= {n.output[0] for n in proto.graph.node if n.op_type == "Constant"}
+    producer = {out: n for n in proto.graph.node for out in n.output}
+    shapes = _shapes(proto)
     return [
-        n.name for n in proto.graph.node if n.op_type == "Add" and any(i in consts for i in n.input)
+        n.name
+        for n in proto.graph.node
+        if n.op_type == "Add" and not _is_residual(n, dict.fromkeys(consts), producer, shapes)
     ]

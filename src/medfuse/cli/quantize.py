@@ -27,7 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="comma list of int8, fp16 (default int8,fp16)",
     )
-    parser.add_argument("--method", choices=("entropy", "minmax", "percentile"), default="entropy")
+    parser.add_argument(
+        "--method",
+        choices=("minmax", "entropy", "percentile"),
+        default="minmax",
+        help="activation-range calibration (default minmax, as TensorRT Model Optimizer's INT8)",
+    )
     parser.add_argument(
         "--target",
         choices=("tensorrt", "cpu", "both"),
