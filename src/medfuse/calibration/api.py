@@ -221,12 +221,31 @@ def _int8_cpu(run: _Run, ranges: CalibrationRanges, tmp: Path) -> VariantOutcome
             {"cpu_candidates": tried, "fp32_ms": fp32_ms, "outputs": last[1]},
         )
     chosen = next(t["layout"] for t in tried if t["ms"] == best[0])
+    timing = {
+        "fp32_ms": round(fp32_ms, 3),
+        "ms": round(best[0], 3),
+        "speedup_vs_fp32": round(fp32_ms / best[0], 3),
+        "batch": 1,
+    }
+    if best[0] >= fp32_ms:
+        logger.warning(
+            "int8-cpu passed the gate but ran %.1f ms vs fp32 %.1f ms here; precision='auto' "
+            "will prefer fp32 on the CPU",
+            best[0],
+            fp32_ms,
+        )
     return VariantOutcome(
         "int8-cpu",
         True,
         best[2],
         best[1],
-        {"cpu_candidates": tried, "fp32_ms": fp32_ms, "layout": chosen, "outputs": best[3]},
+        {
+            "cpu_candidates": tried,
+            "fp32_ms": fp32_ms,
+            "layout": chosen,
+            "cpu_timing": timing,
+            "outputs": best[3],
+        },
     )
 
 
@@ -349,7 +368,7 @@ def quantize_bundle(
 
 def _accuracy(v: VariantOutcome) -> dict[str, Any]:
     acc: dict[str, Any] = {"gate": "passed", **{k: v for k, v in v.gate.metrics.items()}}
-    for key in ("nodes_excluded", "layout"):
+    for key in ("nodes_excluded", "layout", "cpu_timing"):
         if v.details.get(key):
             acc[key] = v.details[key]
     return acc

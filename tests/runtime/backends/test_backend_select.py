@@ -9,11 +9,12 @@ import onnxruntime as ort
 import pytest
 
 from helpers.onnx_bundles import fusion_bundle
-from medfuse.bundle import Bundle
+from medfuse.bundle import Bundle, VariantSource, update_bundle
 from medfuse.errors import BackendError, MissingDependencyError, UsageError
 from medfuse.runtime.backends.select import (
     available_backends,
     choose_backend,
+    cpu_slower_than_fp32,
     create_backend,
     parse_device,
     precision_preference,
@@ -94,3 +95,21 @@ def test_create_backend_runs_the_choice(bundle: Bundle) -> None:
     with create_backend(choice, threads=1) as backend:
         assert [t.name for t in backend.input_specs] == ["ct", "mr", "presence"]
         assert backend.providers == ("CPUExecutionProvider",)
+
+
+def test_cpu_passes_over_a_variant_measured_slower_than_fp32(tmp_path: Path) -> None:
+    b = fusion_bundle(tmp_path, precisions=("fp32", "int8-cpu"))
+    slow = {"gate": "passed", "cpu_timing": {"fp32_ms": 27.0, "ms": 48.5, "speedup_vs_fp32": 0.557}}
+    src = VariantSource(b.variant_file("int8-cpu"), accuracy=slow)
+    b = update_bundle(b, add_variants={"int8-cpu": src})
+    assert cpu_slower_than_fp32(b) == {"int8-cpu": pytest.approx(0.557)}
+    choice = choose_backend(b, device="cpu")
+    assert choice.precision == "fp32"
+    assert "int8-cpu skipped (measured 0.56x fp32 speed" in choice.reason
+    assert choose_backend(b, device="cpu", precision="int8-cpu").precision == "int8-cpu"
+    fast = {"gate": "passed", "cpu_timing": {"fp32_ms": 198.0, "ms": 71.0, "speedup_vs_fp32": 2.79}}
+    b = update_bundle(
+        b, add_variants={"int8-cpu": VariantSource(b.variant_file("int8-cpu"), accuracy=fast)}
+    )
+    assert cpu_slower_than_fp32(b) == {}
+    assert choose_backend(b, device="cpu").precision == "int8-cpu"

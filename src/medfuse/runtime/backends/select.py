@@ -11,7 +11,9 @@ Rules
 - ``device="auto"`` (ONNX Runtime): ``cuda:0`` when onnxruntime offers the
   ``CUDAExecutionProvider`` (onnxruntime-gpu), else ``cpu``.
 - ``precision="auto"``: on the CPU ``int8-cpu`` > ``fp32`` (> ``int8`` > ``fp16``; FP16 is slow on
-  ONNX Runtime's CPU provider); on CUDA ``fp16`` > ``fp32`` (> ``int8``).
+  ONNX Runtime's CPU provider) — but a variant that ``medfuse quantize`` measured slower than
+  fp32 on the CPU (``accuracy.cpu_timing``) is passed over for fp32; on CUDA ``fp16`` > ``fp32``
+  (> ``int8``).
 
 The TensorRT slot: the TensorRT backend lives in ``medfuse.runtime.backends.tensorrt`` (built
 separately). When that module is present it provides ``TensorRTBackend`` with
@@ -39,6 +41,7 @@ __all__ = [
     "BackendChoice",
     "available_backends",
     "choose_backend",
+    "cpu_slower_than_fp32",
     "create_backend",
     "parse_device",
     "precision_preference",
@@ -127,8 +130,29 @@ def available_backends(device: str = "auto") -> dict[str, str | None]:
     return out
 
 
-def _pick_precision(precisions: Sequence[str], requested: str, device: str) -> tuple[str, str]:
-    """The variant to run and why."""
+def cpu_slower_than_fp32(bundle: Any) -> dict[str, float]:
+    """Variants whose quantization measured them slower than fp32 on the CPU → their speed-up.
+
+    ``medfuse quantize`` times the ``int8-cpu`` candidates against fp32 (ONNX Runtime, batch 1)
+    and records it in the variant's ``accuracy.cpu_timing``; a speed-up below 1 means INT8 does
+    not pay off for this model on CPUs like the build host's (e.g. 3-D convolutions).
+    """
+    out: dict[str, float] = {}
+    for name, variant in bundle.manifest.variants.items():
+        timing = (getattr(variant, "accuracy", None) or {}).get("cpu_timing") or {}
+        speedup = timing.get("speedup_vs_fp32")
+        if isinstance(speedup, int | float) and speedup < 1.0:
+            out[name] = float(speedup)
+    return out
+
+
+def _pick_precision(
+    precisions: Sequence[str],
+    requested: str,
+    device: str,
+    slower: Mapping[str, float] | None = None,
+) -> tuple[str, str]:
+    """The variant to run and why (``slower``: CPU variants measured slower than fp32)."""
     have = list(precisions)
     if not have:
         raise BackendError("the bundle lists no model variants (manifest 'variants' is empty)")
@@ -139,12 +163,18 @@ def _pick_precision(precisions: Sequence[str], requested: str, device: str) -> t
             )
         return requested, f"precision {requested} as requested"
     order = precision_preference(device)
+    skipped = {p: x for p, x in (slower or {}).items() if device == "cpu" and "fp32" in have}
     for p in order:
-        if p in have:
+        if p in have and p not in skipped:
             where = "CPU" if device == "cpu" else "CUDA"
+            note = "".join(
+                f"; {q} skipped (measured {x:.2f}x fp32 speed when quantized)"
+                for q, x in skipped.items()
+                if q in have
+            )
             return p, (
                 f"precision {p}: first available in the {where} preference "
-                f"{' > '.join(order)} (bundle has {', '.join(have)})"
+                f"{' > '.join(order)} (bundle has {', '.join(have)}){note}"
             )
     return have[0], f"precision {have[0]}: the bundle's only known variant"
 
@@ -208,7 +238,7 @@ def choose_backend(
     why_not = OnnxRuntimeBackend.unavailable_reason(dev)
     if why_not is not None:
         raise BackendError(f"the onnxruntime backend cannot run on {dev}: {why_not}")
-    prec, prec_reason = _pick_precision(precisions, precision, dev)
+    prec, prec_reason = _pick_precision(precisions, precision, dev, cpu_slower_than_fp32(bundle))
     path = Path(bundle.variant_file(prec))
     head = "onnxruntime as requested" if backend == "onnxruntime" else "onnxruntime"
     reason = "; ".join([head, *notes, prec_reason])
