@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec
-from medfuse.errors import DicomError, MedfuseError, PreprocessingError, StudyError, UsageError
+from medfuse.errors import DicomError, MedfuseError, StudyError, UsageError
 
 __all__ = [
     "MAGIC",
@@ -244,7 +244,8 @@ def preprocess_payloads(
 
     This is what the Triton Python-backend preprocessing model runs: medfuse's own preprocessing
     (:func:`medfuse.runtime.preprocess.preprocess_study`), so the tensors equal the ones
-    ``Session.predict`` feeds the model.
+    ``Session.predict`` feeds the model; like there, a series whose values are NaN or infinite
+    after the modality LUT is refused by the intensity step (``require_finite``).
 
     Raises
     ------
@@ -262,12 +263,6 @@ def preprocess_payloads(
             try:
                 decoded = materialize_study(data, folder)
                 preprocess_study(decoded.study, spec, {k: v[row] for k, v in arrays.items()})
-                bad = [k for k, v in arrays.items() if not np.isfinite(v[row]).all()]
-                if bad:  # what Session.infer refuses for `medfuse run`, refused here too
-                    raise PreprocessingError(
-                        f"preprocessing produced NaN or infinite values in input(s) "
-                        f"{', '.join(bad)}; the study's pixel data is not usable"
-                    )
             except Exception as exc:
                 _kind, message = safe_error(
                     exc, study=None if decoded is None else decoded.study, root=folder
