@@ -5,7 +5,8 @@ Suites (each runs in its own subprocess, only when its script is present):
 - ``bench``: ``medfuse bench`` on the shipped bundle (every available backend × variant,
   batch 1 and 4) → ``results/bench-<fingerprint-id>.{json,md,png}``;
 - ``dicom_read``: ``dicom_read.py`` (DICOM read + pixel pipeline vs hand-written pydicom);
-- ``session_overhead``: ``session_overhead.py`` (Session vs bare ONNX Runtime);
+- ``session_overhead``: ``session_overhead.py`` (Session vs bare ONNX Runtime; on a GPU with
+  TensorRT also vs a hand-written ``execute_async_v3`` loop and ``trtexec`` on the same plan);
 - ``run_throughput``: ``run_throughput.py`` (``medfuse run`` studies/s, footprint);
 - ``repeatability``: ``repeatability.py`` (``medfuse bench`` twice back to back: do the medians
   agree within the spread the runs report?).

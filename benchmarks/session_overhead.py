@@ -1,7 +1,8 @@
-"""Session overhead: medfuse ``Session`` vs bare ONNX Runtime on the same model and inputs.
+"""Session overhead: medfuse ``Session`` vs the bare backend on the same model and inputs.
 
-Four ways to run one batch-1 inference, each on its own ``InferenceSession`` with identical
-options, interleaved in one process (the order rotates every iteration) after a warm-up:
+**ONNX Runtime rows** (CPU provider). Four ways to run one batch-1 inference, each on its own
+``InferenceSession`` with identical options, interleaved in one process (the order rotates every
+iteration) after a warm-up:
 
 - ``ort_run``: ``InferenceSession.run(None, feeds)`` — what most code writes;
 - ``ort_iobinding``: ``run_with_iobinding`` on inputs/outputs bound once — the bare backend
@@ -11,12 +12,35 @@ options, interleaved in one process (the order rotates every iteration) after a 
 - ``session_execute``: ``Session.execute(buffers)`` — the predict path, where preprocessing
   has already written the bound buffers.
 
-Models: the shipped reference bundle's fp32 variant when installed; else the ``reference``
-and ``resnet18-224`` configs of :mod:`medfuse.models` exported with torch (cached under
-``~/.cache/medfuse/bench``); or ``--onnx PATH`` (random inputs from the graph's shapes,
-batch 1). Writes JSON to ``benchmarks/results/session_overhead-<host>-<tag>.json``.
+Models: ``--bundle``'s fp32 variant; else the shipped reference bundle's fp32 variant when
+installed; else the ``reference`` and ``resnet18-224`` configs of :mod:`medfuse.models` exported
+with torch (cached under ``~/.cache/medfuse/bench``); or ``--onnx PATH`` (random inputs from the
+graph's shapes, batch 1).
 
-Run: ``python benchmarks/session_overhead.py [--iterations 300] [--threads 1] [--onnx M.onnx]``
+**TensorRT rows** (``"tensorrt"`` in the JSON), on the bundle's engine for this device (the
+shipped bundle, or ``--bundle``; ``--build`` builds one into a temporary copy when there is
+none), interleaved the same way:
+
+- ``trt_bare``: :class:`medfuse.benchmarks.bare_tensorrt.BareTensorRT` — the hand-written loop
+  (H2D copies, ``execute_async_v3``, D2H copies, stream sync; inputs already in pinned memory);
+- ``session_infer`` / ``session_execute``: as above, on ``Session(bundle, backend="tensorrt")``
+  (CUDA graphs on, the default);
+- ``session_execute_no_graph``: ``session_execute`` with the backend's CUDA graphs off — the
+  like-for-like row for the overhead budget.
+
+Then ``trtexec --loadEngine`` on the same plan (``--iterations`` queries, ``--duration=0``), once
+plain and once with ``--useCudaGraph``, its summary parsed by :mod:`medfuse.benchmarks.trtexec`.
+trtexec's ``Latency`` is H2D + compute + D2H timed with CUDA events, without the host-side
+synchronisation a Python call pays, so host wall-clock rows sit above it by construction.
+Without a usable TensorRT the JSON says ``"tensorrt": {"skipped": <reason>}``.
+
+**The TensorRT rows have not yet run on real hardware** (no GPU on the machines used so far);
+``tests/benchmarks/test_trtexec_gpu.py`` runs them end to end where one is present.
+
+Writes JSON to ``benchmarks/results/session_overhead-<host>.json`` (``--out`` to change the folder).
+
+Run: ``python benchmarks/session_overhead.py [--iterations 300] [--threads 1] [--onnx M.onnx]
+[--bundle B.medfuse] [--build] [--trt-variant auto] [--trtexec PATH]``
 """
 
 from __future__ import annotations
@@ -25,8 +49,10 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +60,9 @@ import numpy as np
 import onnxruntime as ort
 
 from medfuse.benchmarks.stats import LatencyStats
+from medfuse.benchmarks.trtexec import find_trtexec, run_trtexec, trtexec_command
 from medfuse.devices.fingerprint import device_fingerprint, fingerprint_id
+from medfuse.errors import MedfuseError
 from medfuse.runtime.session import Session
 
 CACHE = Path(os.environ.get("MEDFUSE_CACHE_DIR", Path.home() / ".cache" / "medfuse")) / "bench"
@@ -51,26 +79,34 @@ def fingerprint(threads: int) -> dict[str, Any]:
     return fp
 
 
-def _models(onnx_path: Path | None) -> list[tuple[str, Path]]:
+def _models(
+    onnx_path: Path | None, bundle_path: Path | None = None
+) -> list[tuple[str, Path, Path | None]]:
+    """(name, ONNX file, the bundle it came from or ``None``) for each model to measure."""
     if onnx_path is not None:
-        return [(onnx_path.stem, onnx_path)]
+        return [(onnx_path.stem, onnx_path, None)]
+    if bundle_path is not None:
+        from medfuse.bundle import open_bundle
+
+        bundle = open_bundle(bundle_path)
+        return [(f"bundle:{bundle.spec.name}", bundle.variant_file("fp32"), bundle.path)]
     try:
         from medfuse.bundle import open_bundle, reference_bundle_path
 
         bundle = open_bundle(reference_bundle_path())
-        return [(f"shipped:{bundle.spec.name}", bundle.variant_file("fp32"))]
+        return [(f"shipped:{bundle.spec.name}", bundle.variant_file("fp32"), bundle.path)]
     except Exception as exc:
         print(f"shipped bundle not available ({type(exc).__name__}); exporting with torch")
     from medfuse.export.onnx_export import export_onnx
     from medfuse.models import CONFIGS, build_model
 
-    out = []
+    out: list[tuple[str, Path, Path | None]] = []
     for config in CONFIGS:
         path = CACHE / f"{config}.onnx"
         if not path.is_file():
             module, spec = build_model(config)
             export_onnx(module, spec, path)
-        out.append((config, path))
+        out.append((config, path, None))
     return out
 
 
@@ -100,7 +136,24 @@ def _stats(ms: list[float]) -> dict[str, float]:
     }
 
 
-def bench_model(name: str, path: Path, iterations: int, threads: int) -> dict[str, Any]:
+def _interleaved(
+    methods: Mapping[str, Callable[[], object]], iterations: int
+) -> dict[str, list[float]]:
+    """Milliseconds per call of each method, the order rotating every iteration."""
+    times: dict[str, list[float]] = {k: [] for k in methods}
+    order = list(methods)
+    for it in range(iterations):
+        rot = it % len(order)
+        for key in order[rot:] + order[:rot]:
+            t0 = time.perf_counter()
+            methods[key]()
+            times[key].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def bench_model(
+    name: str, path: Path, iterations: int, threads: int, bundle: Path | None = None
+) -> dict[str, Any]:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -119,8 +172,14 @@ def bench_model(name: str, path: Path, iterations: int, threads: int) -> dict[st
     for k, v in out_bufs.items():
         binding.bind_output(k, "cpu", 0, v.dtype.type, v.shape, v.ctypes.data)
 
-    session = Session(path, device="cpu", threads=threads, graph_optimization="all")
-    exec_session = Session(path, device="cpu", threads=threads, graph_optimization="all")
+    # a bundle's model runs as users run it: Session on the bundle, its fp32 variant (= path)
+    source, precision = (bundle, "fp32") if bundle is not None else (path, "auto")
+    session = Session(
+        source, precision=precision, device="cpu", threads=threads, graph_optimization="all"
+    )
+    exec_session = Session(
+        source, precision=precision, device="cpu", threads=threads, graph_optimization="all"
+    )
     buffers = exec_session.buffers(1)
     for k, v in feeds.items():
         buffers.inputs[k][...] = v
@@ -143,14 +202,7 @@ def bench_model(name: str, path: Path, iterations: int, threads: int) -> dict[st
     ):
         assert np.array_equal(got, ref), "paths disagree"
 
-    times: dict[str, list[float]] = {k: [] for k in methods}
-    order = list(methods)
-    for it in range(iterations):
-        rot = it % len(order)
-        for key in order[rot:] + order[:rot]:
-            t0 = time.perf_counter()
-            methods[key]()
-            times[key].append((time.perf_counter() - t0) * 1e3)
+    times = _interleaved(methods, iterations)
     session.close()
     exec_session.close()
     stats = {k: _stats(v) for k, v in times.items()}
@@ -175,15 +227,302 @@ def bench_model(name: str, path: Path, iterations: int, threads: int) -> dict[st
     }
 
 
+# -- TensorRT rows --------------------------------------------------------------------------------
+
+NOT_ON_HARDWARE = (
+    "the TensorRT rows of this suite are written against the TensorRT Python API (8.5 and later) "
+    "and type-checked, but have not yet run on real hardware (docs/STATUS.md)"
+)
+
+
+def _engine(
+    bundle_path: Path, variant: str, build: bool, tmp: Path
+) -> tuple[Any, dict[str, Any]] | str:
+    """The bundle holding an engine for this device and facts about it, or why there is none."""
+    from medfuse.bundle import open_bundle
+    from medfuse.runtime.backends.tensorrt import TensorRTBackend
+
+    bundle = open_bundle(bundle_path)
+    match = TensorRTBackend.match_engine(bundle, variant)
+    built = None
+    if match is None:
+        if not build:
+            return (
+                f"bundle {bundle.label} has no TensorRT engine for this device (variant "
+                f"{variant}); rerun with --build (builds one into a temporary copy) or run "
+                "`medfuse build BUNDLE` first"
+            )
+        from medfuse.devices import BuildRequest, build_engine
+
+        want = variant if variant != "auto" else ("fp16" if "fp16" in bundle.precisions else "fp32")
+        copy = tmp / bundle.path.name
+        shutil.copytree(bundle.path, copy)
+        print(f"building a {want} TensorRT engine for this device into a temporary copy ...")
+        built = build_engine(copy, BuildRequest(want, batch_sizes=(1,)))
+        bundle = built.bundle
+        match = TensorRTBackend.match_engine(bundle, want)
+        if match is None:
+            return f"the {want} engine just built is not accepted for this device (see the log)"
+    precision, plan, why = match
+    record = next(
+        (r for r in bundle.manifest.engines.values() if (Path(bundle.path) / r.file) == Path(plan)),
+        None,
+    )
+    info = {
+        "bundle": bundle.spec.name,
+        "variant": precision,
+        "plan_file": Path(plan).name,
+        "plan_sha256": hashlib.sha256(Path(plan).read_bytes()).hexdigest(),
+        "key": None if record is None else record.key,
+        "tensorrt_version": None if record is None else record.tensorrt_version,
+        "built_for_this_run": built is not None,
+        "build_seconds": None if built is None else round(built.result.seconds, 2),
+        "why": why,
+    }
+    return bundle, info
+
+
+def _trt_feeds(session: Session) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for spec in session.backend.input_specs:
+        shape = spec.batch_shape(1)
+        if "presence" in spec.name:
+            feeds[spec.name] = np.ones(shape, spec.dtype)
+        else:
+            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+    return feeds
+
+
+def _time_tensorrt(bundle: Any, precision: str, iterations: int) -> dict[str, Any]:
+    """Interleave bare TensorRT and the sessions on the bundle's engine; close all before return."""
+    from medfuse.benchmarks.bare_tensorrt import BareTensorRT
+    from medfuse.devices.detect import detect_device
+    from medfuse.runtime.backends.tensorrt import TensorRTBackend
+
+    opened: list[Any] = []
+    try:
+        sessions = {}
+        for key in ("session_infer", "session_execute", "session_execute_no_graph"):
+            sessions[key] = Session(
+                bundle, backend="tensorrt", precision=precision, device="cuda:0"
+            )
+            opened.append(sessions[key])
+        no_graph = sessions["session_execute_no_graph"].backend
+        assert isinstance(no_graph, TensorRTBackend)
+        no_graph.cuda_graphs = False  # read at every run: set before the first
+        plan = sessions["session_infer"].choice.model_path
+        feeds = _trt_feeds(sessions["session_infer"])
+        bare = BareTensorRT(plan, batch=1, mapped=bool(detect_device().memory_shared))
+        bare.open()
+        opened.append(bare)
+        if set(bare.inputs) != set(feeds):
+            raise RuntimeError(
+                f"engine inputs {sorted(bare.inputs)} != session inputs {sorted(feeds)}"
+            )
+        for k, v in feeds.items():
+            bare.inputs[k][...] = v
+        buffers = {}
+        for key in ("session_execute", "session_execute_no_graph"):
+            buffers[key] = sessions[key].buffers(1)
+            for k, v in feeds.items():
+                buffers[key].inputs[k][...] = v
+        methods: dict[str, Callable[[], object]] = {
+            "trt_bare": bare.run,
+            "session_infer": lambda: sessions["session_infer"].infer(feeds),
+            "session_execute": lambda: sessions["session_execute"].execute(
+                buffers["session_execute"]
+            ),
+            "session_execute_no_graph": lambda: sessions["session_execute_no_graph"].execute(
+                buffers["session_execute_no_graph"]
+            ),
+        }
+        for fn in methods.values():  # warm-up (the graphed sessions capture after the first run)
+            for _ in range(10):
+                fn()
+        bare.run()
+        agreement = {}
+        for key in ("session_infer", "session_execute", "session_execute_no_graph"):
+            got = methods[key]()
+            assert isinstance(got, dict)
+            agreement[key] = max(
+                float(np.max(np.abs(got[k].astype(np.float64) - v.astype(np.float64))))
+                for k, v in bare.outputs.items()
+            )
+        times = _interleaved(methods, iterations)
+        graph = getattr(getattr(buffers["session_execute"].handle, "graph", None), "captured", None)
+        dynamic = dict(bare.dynamic_input_shapes)
+    finally:
+        for obj in reversed(opened):
+            obj.close()
+    stats = {k: _stats(v) for k, v in times.items()}
+    base = stats["trt_bare"]["median_ms"]
+    rows = ("session_infer", "session_execute", "session_execute_no_graph")
+    return {
+        "inputs": {k: list(v.shape) for k, v in feeds.items()},
+        "iterations": iterations,
+        "stats": stats,
+        "overhead_vs_bare_pct": {k: 100.0 * (stats[k]["median_ms"] - base) / base for k in rows},
+        "overhead_vs_bare_us": {k: 1e3 * (stats[k]["median_ms"] - base) for k in rows},
+        "max_abs_diff_vs_bare": agreement,
+        "session_cuda_graph_captured": graph,
+        "plan": plan,
+        "dynamic_input_shapes": dynamic,
+    }
+
+
+def _trtexec_rows(
+    exe: Path,
+    plan: Path,
+    shapes: dict[str, Any],
+    iterations: int,
+    warmup_ms: int,
+    stats: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    """trtexec plain and with --useCudaGraph on ``plan``; each run's summary or why it failed."""
+    out: dict[str, Any] = {}
+    for label, graph in (("trtexec", False), ("trtexec_cuda_graph", True)):
+        argv = trtexec_command(
+            exe, plan, shapes=shapes, iterations=iterations, warmup_ms=warmup_ms, cuda_graph=graph
+        )
+        shown = [exe.name, *(a.replace(str(plan), plan.name) for a in argv[1:])]  # no local paths
+        try:
+            run = run_trtexec(argv)
+        except MedfuseError as exc:
+            out[label] = {"command": shown, "failed": str(exc)}
+            continue
+        lat = run.summary.latency.median_ms
+        out[label] = {
+            "command": shown,
+            "seconds": round(run.seconds, 2),
+            "summary": run.summary.to_dict(),
+            "wall_median_vs_trtexec_latency_median_pct": {
+                k: 100.0 * (st["median_ms"] - lat) / lat for k, st in stats.items()
+            },
+        }
+    return out
+
+
+def bench_tensorrt(
+    bundle_path: Path | None,
+    iterations: int,
+    *,
+    variant: str = "auto",
+    build: bool = False,
+    trtexec: Path | None = None,
+    trtexec_warmup_ms: int = 200,
+) -> dict[str, Any]:
+    """The TensorRT rows, or ``{"skipped": reason}`` / ``{"failed": message}``."""
+    from medfuse.runtime.backends.select import available_backends
+
+    why = available_backends("cuda:0")["tensorrt"]
+    if why is not None:
+        return {"skipped": why, "note": NOT_ON_HARDWARE}
+    if bundle_path is None:
+        return {
+            "skipped": "no bundle to take a TensorRT engine from: --onnx gives a bare ONNX "
+            "file; pass --bundle (with --build if it has no engine for this device)"
+        }
+    try:
+        with tempfile.TemporaryDirectory(prefix="medfuse-overhead-") as tmp:
+            found = _engine(bundle_path, variant, build, Path(tmp))
+            if isinstance(found, str):
+                return {"skipped": found}
+            bundle, engine = found
+            result = _time_tensorrt(bundle, engine["variant"], iterations)
+            plan = Path(result.pop("plan"))
+            exe = trtexec or find_trtexec()
+            if exe is None:
+                result["trtexec"] = {
+                    "skipped": "trtexec is neither on PATH nor in "
+                    "/usr/src/tensorrt/bin (pass --trtexec PATH)"
+                }
+            else:
+                result["trtexec"] = _trtexec_rows(
+                    exe,
+                    plan,
+                    result["dynamic_input_shapes"],
+                    iterations,
+                    trtexec_warmup_ms,
+                    result["stats"],
+                )
+    except Exception as exc:  # a benchmark records the failure; the ONNX Runtime rows still stand
+        return {"failed": f"{type(exc).__name__}: {exc}"}
+    return {"engine": engine, **result}
+
+
+def _print_tensorrt(trt: dict[str, Any]) -> None:
+    if "stats" not in trt:
+        state = "skipped" if "skipped" in trt else "FAILED"
+        print(f"tensorrt: {state}: {trt.get('skipped') or trt.get('failed')}")
+        if trt.get("note"):
+            print(f"tensorrt: note: {trt['note']}")
+        return
+    print(f"{'tensorrt':<16}{'method':<26}{'median ms':>10}{'p90 ms':>9}{'vs bare':>10}")
+    for key, st in trt["stats"].items():
+        pct = trt["overhead_vs_bare_pct"].get(key)
+        extra = "" if pct is None else f"{pct:+.2f}%"
+        print(
+            f"{trt['engine']['variant']:<16}{key:<26}{st['median_ms']:>10.3f}"
+            f"{st['p90_ms']:>9.3f}{extra:>10}"
+        )
+    if "skipped" in trt["trtexec"]:
+        print(f"{'':<16}{'trtexec':<26}skipped: {trt['trtexec']['skipped']}")
+        return
+    for label, run in trt["trtexec"].items():
+        if "summary" in run:
+            s = run["summary"]
+            print(
+                f"{'':<16}{label:<26}{s['latency']['median_ms']:>10.3f}"
+                f"{s['latency'].get('p90_ms', float('nan')):>9.3f}  (Latency, CUDA events; "
+                f"GPU compute median {s['gpu_compute']['median_ms']:.3f} ms)"
+            )
+        else:
+            print(f"{'':<16}{label:<26}FAILED: {run.get('failed')}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     ap.add_argument("--onnx", type=Path, default=None, help="benchmark this ONNX file instead")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="bundle for both parts (default: the shipped reference bundle)",
+    )
+    ap.add_argument(
+        "--build",
+        action="store_true",
+        help="TensorRT: build an engine into a temporary copy of the bundle when it "
+        "has none for this device",
+    )
+    ap.add_argument(
+        "--trt-variant",
+        default="auto",
+        help="TensorRT: engine variant (default auto: int8 > fp16 > fp32; "
+        "--build then builds fp16 when the bundle has it, else fp32)",
+    )
+    ap.add_argument(
+        "--trtexec",
+        type=Path,
+        default=None,
+        help="trtexec to compare with (default: PATH, then /usr/src/tensorrt/bin)",
+    )
+    ap.add_argument("--trtexec-warmup-ms", type=int, default=200)
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).parent / "results",
+        help="folder for the JSON result (default benchmarks/results)",
+    )
     args = ap.parse_args(argv)
 
-    rows = [bench_model(n, p, args.iterations, args.threads) for n, p in _models(args.onnx)]
+    rows = [
+        bench_model(n, p, args.iterations, args.threads, b)
+        for n, p, b in _models(args.onnx, args.bundle)
+    ]
     print(f"{'model':<16}{'method':<17}{'median ms':>10}{'p90 ms':>9}{'vs iobinding':>14}")
     for r in rows:
         for key, st in r["stats"].items():
@@ -192,18 +531,40 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{r['model']:<16}{key:<17}{st['median_ms']:>10.3f}{st['p90_ms']:>9.3f}{extra:>14}"
             )
+    bundle_path = args.bundle
+    if bundle_path is None and args.onnx is None:
+        try:
+            from medfuse.bundle import reference_bundle_path
+
+            bundle_path = reference_bundle_path()
+        except MedfuseError:
+            bundle_path = None
+    trt = bench_tensorrt(
+        bundle_path,
+        args.iterations,
+        variant=args.trt_variant,
+        build=args.build,
+        trtexec=args.trtexec,
+        trtexec_warmup_ms=args.trtexec_warmup_ms,
+    )
+    _print_tensorrt(trt)
     fp = fingerprint(args.threads)
     host = fingerprint_id(fp)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"session_overhead-{host}.json"
-    out.write_text(
-        json.dumps(
-            {"benchmark": "session_overhead", "batch": 1, "machine": fp, "results": rows}, indent=2
-        )
-        + "\n"
-    )
+    doc = {
+        "benchmark": "session_overhead",
+        "batch": 1,
+        "machine": fp,
+        "results": rows,
+        "tensorrt": trt,
+    }
+    out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")
-    return 0
+    failed = "failed" in trt or any(
+        isinstance(r, dict) and "failed" in r for r in trt.get("trtexec", {}).values()
+    )
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

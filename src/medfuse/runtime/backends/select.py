@@ -138,7 +138,8 @@ def cpu_slower_than_fp32(bundle: Any) -> dict[str, float]:
     not pay off for this model on CPUs like the build host's (e.g. 3-D convolutions).
     """
     out: dict[str, float] = {}
-    for name, variant in bundle.manifest.variants.items():
+    manifest = getattr(bundle, "manifest", None)  # a bare .onnx file has none
+    for name, variant in (manifest.variants if manifest is not None else {}).items():
         timing = (getattr(variant, "accuracy", None) or {}).get("cpu_timing") or {}
         speedup = timing.get("speedup_vs_fp32")
         if isinstance(speedup, int | float) and speedup < 1.0:

@@ -225,7 +225,8 @@ class TensorRTBackend(Backend):
         self._runtime = trt.Runtime(make_trt_logger())
         # Version-compatible plans embed the lean runtime (host code); Polygraphy allows it for
         # every plan. Safe here: the plan's sha256 was checked against the manifest.
-        self._runtime.engine_host_code_allowed = True
+        if hasattr(self._runtime, "engine_host_code_allowed"):  # TensorRT >= 8.6
+            self._runtime.engine_host_code_allowed = True
         engine: trt.ICudaEngine | None = self._runtime.deserialize_cuda_engine(
             self.plan.read_bytes())
         if engine is None:
