@@ -210,3 +210,29 @@ def test_only_passing_variants_are_written(
     assert saved["variants"]["fp16"]["passed"] is True
     with pytest.raises(AccuracyGateError, match="only fp16 written"):
         result.raise_for_gate()
+
+
+def test_cpu_layouts_retry_with_the_int8_sensitive_nodes(
+    tmp_path: Path, studies: tuple[Path, Path]
+) -> None:
+    b = fusion_bundle(tmp_path, sensitive=True)
+    cfg = QuantizeConfig(
+        precisions=("int8",),
+        target="both",
+        calibrate_method="minmax",
+        gate=GateConfig(min_agreement=1.0, max_auroc_drop=1.0, max_logit_drift=0.02),
+        cache_dir=tmp_path / "c",
+        max_excluded=12,
+        timing_runs=1,
+        plots=False,
+    )
+    result = quantize_bundle(b, studies[0], cfg)
+    assert result.passed, result.report
+    excluded = list(result.report["variants"]["int8"]["nodes_excluded"])
+    tried = result.report["variants"]["int8-cpu"]["cpu_candidates"]
+    first, second = tried[0], tried[1]
+    assert not first["passed"] and "float" not in first["layout"]
+    assert second["layout"] == f"{first['layout']} +{len(excluded)} float" and second["passed"]
+    acc = open_bundle(b.path).manifest.variants["int8-cpu"].accuracy
+    assert list(acc["nodes_excluded"]) == excluded
+    assert acc["cpu_timing"]["speedup_vs_fp32"] > 0

@@ -6,7 +6,7 @@ import logging
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,22 +195,37 @@ def _int8_tensorrt(run: _Run, ranges: CalibrationRanges, tmp: Path) -> VariantOu
     )
 
 
-def _int8_cpu(run: _Run, ranges: CalibrationRanges, tmp: Path) -> VariantOutcome:
+def _int8_cpu(
+    run: _Run, ranges: CalibrationRanges, tmp: Path, sensitive: Sequence[str] = ()
+) -> VariantOutcome:
+    """Time and gate every CPU layout; keep the fastest that passes.
+
+    ``sensitive``: nodes the ``int8`` variant's sensitivity search kept in float. A layout that
+    fails the gate as is gets a second try with those nodes in float too.
+    """
     cfg = run.config
     feed1 = {k: v[:1] for k, v in run.feeds.items()}
     tried: list[dict[str, Any]] = []
     best: tuple[float, Path, GateResult, Arrays] | None = None
     last: tuple[GateResult, Arrays, Path] | None = None
     fp32_ms = _time_model(run.fp32, feed1, cfg.timing_runs)
-    for i, layout in enumerate(cfg.cpu_candidates):
-        path = tmp / f"int8-cpu-{i}.onnx"
-        quantize_int8(run.fp32, path, ranges, cfg, layout=layout)
-        gate, out = run.gate(path)
-        ms = _time_model(path, feed1, cfg.timing_runs)
-        tried.append({"layout": layout.label, "ms": ms, "passed": gate.passed})
-        last = (gate, out, path)
-        if gate.passed and (best is None or ms < best[0]):
-            best = (ms, path, gate, out)
+    attempts = 0
+    best_excluded: list[str] = []
+    for layout in cfg.cpu_candidates:
+        for excluded in ((), tuple(sensitive)) if sensitive else ((),):
+            path = tmp / f"int8-cpu-{attempts}.onnx"
+            attempts += 1
+            quantize_int8(run.fp32, path, ranges, cfg, layout=layout, nodes_to_exclude=excluded)
+            gate, out = run.gate(path)
+            ms = _time_model(path, feed1, cfg.timing_runs)
+            label = layout.label + (f" +{len(excluded)} float" if excluded else "")
+            tried.append({"layout": label, "ms": ms, "passed": gate.passed})
+            last = (gate, out, path)
+            if gate.passed and (best is None or ms < best[0]):
+                best = (ms, path, gate, out)
+                best_excluded = list(excluded)
+            if gate.passed:
+                break
     if best is None:
         assert last is not None
         return VariantOutcome(
@@ -243,10 +258,16 @@ def _int8_cpu(run: _Run, ranges: CalibrationRanges, tmp: Path) -> VariantOutcome
             "cpu_candidates": tried,
             "fp32_ms": fp32_ms,
             "layout": chosen,
+            "nodes_excluded": best_excluded,
             "cpu_timing": timing,
             "outputs": best[3],
         },
     )
+
+
+def _sensitive(outcome: VariantOutcome | None) -> tuple[str, ...]:
+    """The nodes the int8 sensitivity search kept in float (none without an int8 run)."""
+    return tuple(outcome.details.get("nodes_excluded") or ()) if outcome is not None else ()
 
 
 def _fp16(run: _Run, tmp: Path) -> VariantOutcome:
@@ -334,7 +355,9 @@ def quantize_bundle(
             assert ranges is not None
             say(f"making {prec}")
             outcomes[prec] = (
-                _int8_tensorrt(run, ranges, tmp) if prec == "int8" else _int8_cpu(run, ranges, tmp)
+                _int8_tensorrt(run, ranges, tmp)
+                if prec == "int8"
+                else _int8_cpu(run, ranges, tmp, _sensitive(outcomes.get("int8")))
             )
         if "fp16" in config.precisions:
             say("making fp16")
