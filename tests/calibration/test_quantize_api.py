@@ -236,3 +236,29 @@ def test_cpu_layouts_retry_with_the_int8_sensitive_nodes(
     acc = open_bundle(b.path).manifest.variants["int8-cpu"].accuracy
     assert list(acc["nodes_excluded"]) == excluded
     assert acc["cpu_timing"]["speedup_vs_fp32"] > 0
+
+
+def test_cpu_search_runs_on_the_fastest_failing_layout(
+    tmp_path: Path, studies: tuple[Path, Path]
+) -> None:
+    b = fusion_bundle(tmp_path, sensitive=True)
+    cfg = QuantizeConfig(
+        precisions=("int8",),
+        target="cpu",  # no int8 run, so no sensitive nodes to borrow
+        calibrate_method="minmax",
+        gate=GateConfig(min_agreement=1.0, max_auroc_drop=1.0, max_logit_drift=0.02),
+        cache_dir=tmp_path / "c",
+        max_excluded=12,
+        timing_runs=1,
+        plots=False,
+    )
+    result = quantize_bundle(b, studies[0], cfg)
+    tried = result.report["variants"]["int8-cpu"]["cpu_candidates"]
+    plain = [t for t in tried if "(search)" not in t["layout"]]
+    searched = [t for t in tried if "(search)" in t["layout"]]
+    assert plain and not any(t["passed"] for t in plain), tried
+    fastest = min(plain, key=lambda t: t["ms"])
+    assert len(searched) == 1 and searched[0]["layout"].startswith(fastest["layout"] + " +")
+    assert result.passed and searched[0]["passed"], tried
+    acc = open_bundle(b.path).manifest.variants["int8-cpu"].accuracy
+    assert acc["layout"] == searched[0]["layout"] and acc["nodes_excluded"]

@@ -3,45 +3,34 @@
 from __future__ import annotations
 
 import logging
-import statistics
 import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle import Bundle, VariantSource, open_bundle, update_bundle
-from medfuse.calibration._ort import cpu_session, run_all
+from medfuse.calibration.candidates import (
+    CandidateRun,
+    VariantOutcome,
+    fp16_candidate,
+    int8_cpu,
+    int8_tensorrt,
+    sensitive_nodes,
+)
 from medfuse.calibration.config import QuantizeConfig
-from medfuse.calibration.fp16 import convert_fp16
-from medfuse.calibration.gate import GateResult, evaluate_gate
-from medfuse.calibration.int8 import check_quantizable, quantize_int8
-from medfuse.calibration.qdq_rules import check_qdq
+from medfuse.calibration.int8 import check_quantizable
 from medfuse.calibration.ranges import CalibrationRanges, calibrate_ranges
-from medfuse.calibration.reader import HeldoutSet, load_heldout, scan_studies
+from medfuse.calibration.reader import load_heldout, scan_studies
 from medfuse.calibration.report import plot_scatter, plot_sensitivity, render_markdown, write_json
-from medfuse.calibration.sensitivity import LayerError, layer_errors, quantized_nodes
 from medfuse.errors import AccuracyGateError, BundleError, CalibrationError
 
 __all__ = ["QuantizeResult", "VariantOutcome", "quantize_bundle"]
 
 logger = logging.getLogger(__name__)
 Arrays = dict[str, NDArray[Any]]
-
-
-@dataclass(frozen=True)
-class VariantOutcome:
-    """One candidate: whether it passed, its gate figures, and its file while staged."""
-
-    precision: str
-    passed: bool
-    gate: GateResult
-    path: Path | None
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,205 +64,6 @@ class QuantizeResult:
                     else " — nothing was written to the bundle"
                 )
             )
-
-
-def _golden(bundle: Bundle) -> Arrays:
-    if "golden.npz" not in bundle.manifest.artifacts:
-        return {}
-    with np.load(bundle.file("golden.npz")) as z:
-        return {i.name: np.ascontiguousarray(z[i.name]) for i in bundle.spec.inputs if i.name in z}
-
-
-def _concat(a: Arrays, b: Arrays) -> Arrays:
-    if not a:
-        return b
-    if not b:
-        return a
-    return {k: np.concatenate([a[k], b[k]]) for k in a}
-
-
-def _time_model(path: Path, feed: Arrays, runs: int) -> float:
-    sess = cpu_session(path)
-    sess.run(None, feed)
-    times = []
-    for _ in range(max(1, runs)):
-        t = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - t) * 1000.0)
-    return float(statistics.median(times))
-
-
-class _Run:
-    """State of one quantization run (the FP32 reference outputs, the evaluation set)."""
-
-    def __init__(
-        self, bundle: Bundle, fp32: Path, config: QuantizeConfig, heldout: HeldoutSet | None
-    ) -> None:
-        self.bundle, self.fp32, self.config, self.heldout = bundle, fp32, config, heldout
-        golden = _golden(bundle)
-        self.feeds = _concat(heldout.feeds if heldout else {}, golden)
-        if not self.feeds:
-            raise CalibrationError(
-                "nothing to gate on: the bundle has no golden.npz and no held-out folder was "
-                "given; pass heldout=DIR (--heldout)"
-            )
-        self.n_heldout = heldout.n if heldout else 0
-        self.reference = run_all(cpu_session(fp32), self.feeds)
-        self.samples = {
-            k: v[: config.sensitivity_samples] for k, v in (golden or self.feeds).items()
-        }
-
-    def gate(self, path: Path) -> tuple[GateResult, Arrays]:
-        try:
-            out = run_all(cpu_session(path), self.feeds)
-        except Exception as exc:
-            raise CalibrationError(
-                f"a candidate variant does not run in ONNX Runtime ({exc})"
-            ) from exc
-        h = self.heldout
-        res = evaluate_gate(
-            self.bundle.spec,
-            self.reference,
-            out,
-            self.config.gate,
-            diagnosis=h.diagnosis if h else None,
-            severity=h.severity if h else None,
-            labelled=self.n_heldout if h is not None and h.diagnosis is not None else 0,
-        )
-        return res, out
-
-
-def _int8_tensorrt(run: _Run, ranges: CalibrationRanges, tmp: Path) -> VariantOutcome:
-    cfg = run.config
-    excluded: list[str] = []
-    steps: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    while True:
-        path = tmp / f"int8-{len(excluded)}.onnx"
-        quantize_int8(run.fp32, path, ranges, cfg, nodes_to_exclude=excluded)
-        qdq = check_qdq(path, excluded=[*cfg.nodes_to_exclude, *excluded])
-        gate, out = run.gate(path)
-        logger.info(
-            "int8 gate with %d node(s) excluded: %s", len(excluded), list(gate.failures) or "passed"
-        )
-        if steps:
-            first: dict[str, Any] = next(iter(gate.metrics["outputs"].values()), {})
-            steps[-1].update(
-                agreement=first.get("agreement"),
-                auroc_drop=first.get("auroc_drop"),
-                max_abs_drift=first.get("max_abs_drift"),
-                passed=gate.passed,
-                failures=list(gate.failures),
-            )
-        if gate.passed or not cfg.sensitivity or len(excluded) >= cfg.max_excluded:
-            break
-        ranked = layer_errors(run.fp32, path, run.samples)
-        if not errors:
-            errors = [e.to_dict() for e in ranked]
-        pick = next((e for e in ranked if e.node not in excluded), None)
-        if pick is None:  # nodes the ranking cannot see (e.g. feeding a graph output)
-            rest = [n for n in quantized_nodes(path) if n[0] not in excluded]
-            if not rest:
-                break
-            pick = LayerError(rest[0][0], rest[0][1], float("nan"), float("nan"))
-        logger.info("gate failed; keeping node %s (%s) in float", pick.node, pick.op_type)
-        excluded.append(pick.node)
-        steps.append({"node": pick.node, "op_type": pick.op_type, "local_error": pick.local_error})
-    failures = list(gate.failures) + [f"Q/DQ rule: {v.node} {v.rule}" for v in qdq.violations]
-    passed = gate.passed and qdq.ok
-    return VariantOutcome(
-        "int8",
-        passed,
-        GateResult(passed, tuple(failures), gate.metrics),
-        path,
-        {
-            "qdq_check": qdq.to_dict(),
-            "nodes_excluded": excluded,
-            "sensitivity": {"layers": errors, "steps": steps},
-            "outputs": out,
-        },
-    )
-
-
-def _int8_cpu(
-    run: _Run, ranges: CalibrationRanges, tmp: Path, sensitive: Sequence[str] = ()
-) -> VariantOutcome:
-    """Time and gate every CPU layout; keep the fastest that passes.
-
-    ``sensitive``: nodes the ``int8`` variant's sensitivity search kept in float. A layout that
-    fails the gate as is gets a second try with those nodes in float too.
-    """
-    cfg = run.config
-    feed1 = {k: v[:1] for k, v in run.feeds.items()}
-    tried: list[dict[str, Any]] = []
-    best: tuple[float, Path, GateResult, Arrays] | None = None
-    last: tuple[GateResult, Arrays, Path] | None = None
-    fp32_ms = _time_model(run.fp32, feed1, cfg.timing_runs)
-    attempts = 0
-    best_excluded: list[str] = []
-    for layout in cfg.cpu_candidates:
-        for excluded in ((), tuple(sensitive)) if sensitive else ((),):
-            path = tmp / f"int8-cpu-{attempts}.onnx"
-            attempts += 1
-            quantize_int8(run.fp32, path, ranges, cfg, layout=layout, nodes_to_exclude=excluded)
-            gate, out = run.gate(path)
-            ms = _time_model(path, feed1, cfg.timing_runs)
-            label = layout.label + (f" +{len(excluded)} float" if excluded else "")
-            tried.append({"layout": label, "ms": ms, "passed": gate.passed})
-            last = (gate, out, path)
-            if gate.passed and (best is None or ms < best[0]):
-                best = (ms, path, gate, out)
-                best_excluded = list(excluded)
-            if gate.passed:
-                break
-    if best is None:
-        assert last is not None
-        return VariantOutcome(
-            "int8-cpu",
-            False,
-            last[0],
-            last[2],
-            {"cpu_candidates": tried, "fp32_ms": fp32_ms, "outputs": last[1]},
-        )
-    chosen = next(t["layout"] for t in tried if t["ms"] == best[0])
-    timing = {
-        "fp32_ms": round(fp32_ms, 3),
-        "ms": round(best[0], 3),
-        "speedup_vs_fp32": round(fp32_ms / best[0], 3),
-        "batch": 1,
-    }
-    if best[0] >= fp32_ms:
-        logger.warning(
-            "int8-cpu passed the gate but ran %.1f ms vs fp32 %.1f ms here; precision='auto' "
-            "will prefer fp32 on the CPU",
-            best[0],
-            fp32_ms,
-        )
-    return VariantOutcome(
-        "int8-cpu",
-        True,
-        best[2],
-        best[1],
-        {
-            "cpu_candidates": tried,
-            "fp32_ms": fp32_ms,
-            "layout": chosen,
-            "nodes_excluded": best_excluded,
-            "cpu_timing": timing,
-            "outputs": best[3],
-        },
-    )
-
-
-def _sensitive(outcome: VariantOutcome | None) -> tuple[str, ...]:
-    """The nodes the int8 sensitivity search kept in float (none without an int8 run)."""
-    return tuple(outcome.details.get("nodes_excluded") or ()) if outcome is not None else ()
-
-
-def _fp16(run: _Run, tmp: Path) -> VariantOutcome:
-    path = convert_fp16(run.fp32, tmp / "fp16.onnx", run.config)
-    gate, out = run.gate(path)
-    return VariantOutcome("fp16", gate.passed, gate, path, {"outputs": out})
 
 
 def quantize_bundle(
@@ -347,7 +137,7 @@ def quantize_bundle(
     if config.int8_precisions:
         say("calibrating")
         ranges = calibrate_ranges(fp32, fp32_sha, studies, b.spec, config)
-    run = _Run(b, fp32, config, held)
+    run = CandidateRun(b, fp32, config, held)
     outcomes: dict[str, VariantOutcome] = {}
     with tempfile.TemporaryDirectory(prefix="medfuse-quantize-") as tmp_name:
         tmp = Path(tmp_name)
@@ -355,13 +145,13 @@ def quantize_bundle(
             assert ranges is not None
             say(f"making {prec}")
             outcomes[prec] = (
-                _int8_tensorrt(run, ranges, tmp)
+                int8_tensorrt(run, ranges, tmp)
                 if prec == "int8"
-                else _int8_cpu(run, ranges, tmp, _sensitive(outcomes.get("int8")))
+                else int8_cpu(run, ranges, tmp, sensitive_nodes(outcomes.get("int8")))
             )
         if "fp16" in config.precisions:
             say("making fp16")
-            outcomes["fp16"] = _fp16(run, tmp)
+            outcomes["fp16"] = fp16_candidate(run, tmp)
         report = _report(b, config, ranges, outcomes, run)
         passed = all(v.passed for v in outcomes.values())
         written = [p for p, v in outcomes.items() if v.passed and v.path is not None]
@@ -402,7 +192,7 @@ def _report(
     config: QuantizeConfig,
     ranges: CalibrationRanges | None,
     outcomes: Mapping[str, VariantOutcome],
-    run: _Run,
+    run: CandidateRun,
 ) -> dict[str, Any]:
     variants: dict[str, Any] = {}
     for p, v in outcomes.items():
@@ -435,7 +225,7 @@ def _report_files(
     tmp: Path,
     report: Mapping[str, Any],
     outcomes: Mapping[str, VariantOutcome],
-    run: _Run,
+    run: CandidateRun,
     config: QuantizeConfig,
 ) -> dict[str, Path]:
     files = {
