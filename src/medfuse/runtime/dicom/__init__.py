@@ -1,6 +1,7 @@
 """DICOM ingestion: discovery of studies, the grayscale pixel pipeline, volumes.
 
-- :func:`discover_studies` groups a folder's files into Study → Series → Instance, headers only.
+- :func:`discover_studies` groups a folder's files into Study → Series → Instance, headers only;
+  an instance keeps the few header facts :func:`load_volume` needs, so it parses no header again.
 - :func:`read_frames` reads one file as display values in [0, 1] (modality LUT → VOI →
   polarity), float32 ``(frames, rows, cols)``.
 - :func:`load_volume` / :func:`load_image` read a series as modality values (HU for CT) with
@@ -26,12 +27,13 @@ from medfuse.runtime.dicom.processing import (
     scale_minmax,
     voi_transforms,
 )
-from medfuse.runtime.dicom.study import Instance, Series, Study
+from medfuse.runtime.dicom.study import HeaderFacts, Instance, Series, Study
 from medfuse.runtime.dicom.volume import Image2D, Volume, load_image, load_volume
 
 __all__ = [
     "SKIP_REASONS",
     "Discovery",
+    "HeaderFacts",
     "Image2D",
     "Instance",
     "Series",

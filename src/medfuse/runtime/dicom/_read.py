@@ -24,7 +24,18 @@ from pydicom.uid import UID
 from medfuse.errors import CorruptDicomError, MedfuseError, NotDicomError, UnsupportedDicomError
 from medfuse.runtime.dicom._quiet import reading, redact
 
-__all__ = ["decode", "guarded", "header_int", "open_dataset", "validate_image"]
+__all__ = [
+    "correct_unused_bits",
+    "decode",
+    "expected_length",
+    "guarded",
+    "header_int",
+    "native_dtype",
+    "native_order",
+    "open_dataset",
+    "validate_header",
+    "validate_image",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +150,11 @@ def validate_image(ds: Dataset) -> tuple[int, int, int]:
                 "float pixel data (7FE0,0008/0009) is not supported; integer PixelData is"
             )
         raise CorruptDicomError("the file has image attributes but no PixelData (7FE0,0010)")
+    return validate_header(ds)
+
+
+def validate_header(ds: Dataset) -> tuple[int, int, int]:
+    """:func:`validate_image` without the PixelData check (for a header read without pixels)."""
     rows = header_int(ds, "Rows")
     cols = header_int(ds, "Columns")
     bits = header_int(ds, "BitsAllocated")
@@ -181,16 +197,21 @@ def _transfer_syntax(ds: Dataset) -> UID:
     return UID(str(ds.file_meta.TransferSyntaxUID))
 
 
+def expected_length(ds: Dataset) -> int:
+    """Bytes of uncompressed pixel data the header describes (pydicom's own count)."""
+    from pydicom.pixels.utils import get_expected_length
+
+    try:
+        return int(get_expected_length(ds, "bytes"))
+    except Exception as exc:
+        raise CorruptDicomError("the image size attributes are inconsistent") from redact(exc)
+
+
 def _check_length(ds: Dataset, tsyntax: UID) -> None:
     """Native (uncompressed) pixel data must hold at least the bytes the header promises."""
     if tsyntax.is_compressed:
         return
-    from pydicom.pixels.utils import get_expected_length
-
-    try:
-        expected = int(get_expected_length(ds, "bytes"))
-    except Exception as exc:
-        raise CorruptDicomError("the image size attributes are inconsistent") from redact(exc)
+    expected = expected_length(ds)
     actual = len(ds.PixelData)
     if actual < expected:
         raise CorruptDicomError(
@@ -236,21 +257,41 @@ def _native_pixels(
     Equivalent to pydicom's native decoder with ``correct_unused_bits``: bits above BitsStored
     are masked (unsigned) or filled with the sign bit (signed), PS3.5 8.1.1.
     """
-    order = _NATIVE.get(str(tsyntax))
+    order = native_order(tsyntax)
     bits = int(ds.BitsAllocated)
     if order is None or bits not in (8, 16, 32):
         return None
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    dtype = np.dtype(f"{order}{'i' if signed else 'u'}{bits // 8}")
+    dtype = native_dtype(order, bits, int(ds.get("PixelRepresentation", 0) or 0) == 1)
     arr = np.frombuffer(ds.PixelData, dtype=dtype, count=frames * rows * cols)
-    stored = int(ds.get("BitsStored", bits) or bits)
-    if stored < bits:
-        shift = bits - stored
-        if signed:
-            arr = np.right_shift(np.left_shift(arr, shift), shift)
-        else:
-            arr = np.bitwise_and(arr, dtype.type((1 << stored) - 1))
+    arr = correct_unused_bits(arr, int(ds.get("BitsStored", bits) or bits))
     return arr.reshape(frames, rows, cols)
+
+
+def native_order(tsyntax: UID) -> str | None:
+    """``"<"`` or ``">"`` for an uncompressed transfer syntax, None for others."""
+    return _NATIVE.get(str(tsyntax))
+
+
+def native_dtype(order: str, bits: int, signed: bool) -> np.dtype[Any]:
+    """The stored value's NumPy type for uncompressed data of ``bits`` (8, 16 or 32)."""
+    return np.dtype(f"{order}{'i' if signed else 'u'}{bits // 8}")
+
+
+def correct_unused_bits(arr: NDArray[Any], stored: int) -> NDArray[Any]:
+    """Bits above BitsStored masked (unsigned) or filled with the sign bit (signed), PS3.5 8.1.1.
+
+    Returns ``arr`` itself when every allocated bit is stored, else a new array.
+    """
+    bits = arr.dtype.itemsize * 8
+    if stored >= bits:
+        return arr
+    shift = bits - stored
+    out: NDArray[Any]
+    if arr.dtype.kind == "i":
+        out = np.right_shift(np.left_shift(arr, shift), shift)
+    else:
+        out = np.bitwise_and(arr, arr.dtype.type((1 << stored) - 1))
+    return out
 
 
 def decode(ds: Dataset) -> NDArray[Any]:

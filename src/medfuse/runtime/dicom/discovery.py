@@ -14,12 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from medfuse.errors import UsageError
+from medfuse.runtime.dicom._facts import HEADER_PEEK, header_facts
 from medfuse.runtime.dicom._quiet import quiet_pydicom, reading
 from medfuse.runtime.dicom._read import DICOMDIR_SOP_CLASS
 from medfuse.runtime.dicom.geometry import (
@@ -92,9 +94,26 @@ def _read_header(path: Path) -> tuple[str, str, str, Instance, str | None]:
             except Exception as exc:
                 raise _Skip("unreadable") from exc
             tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-            marker = b"" if tsyntax == _DEFLATED else fh.read(4)
-    except OSError as exc:
+            offset = fh.tell()
+            head = b"" if tsyntax == _DEFLATED else fh.read(HEADER_PEEK)
+            return _classify(path, fh, ds, tsyntax, offset, head)
+    except _Skip:
+        raise
+    except Exception as exc:
+        # an I/O error, or a malformed element pydicom only rejects when its value is read
+        # (e.g. an unknown VR): this file is unreadable, the others are still discovered
         raise _Skip("unreadable") from exc
+
+
+def _classify(
+    path: Path, fh: BinaryIO, ds: Dataset, tsyntax: str, offset: int, head: bytes
+) -> tuple[str, str, str, Instance, str | None]:
+    """Classify one header (raise _Skip) and describe it as an Instance with its facts.
+
+    ``head`` holds the bytes at ``offset``, where the header read stopped: the Pixel Data
+    element's tag when the file has one.
+    """
+    marker = head[:4]
     if len(ds) == 0 and not ds.file_meta:
         raise _Skip("not_dicom")
     if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS or (
@@ -130,6 +149,7 @@ def _read_header(path: Path) -> tuple[str, str, str, Instance, str | None]:
         .strip()
         .upper(),
         samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
+        facts=header_facts(ds, fh, offset, head, (frames, rows, cols)),
     )
     modality = str(ds.get("Modality", "") or "").strip().upper()
     for_uid = str(ds.get("FrameOfReferenceUID", "") or "").strip() or None
@@ -162,7 +182,10 @@ def discover_studies(root: str | os.PathLike[str]) -> Discovery:
         (frames, rows, columns, InstanceNumber, position, orientation, spacing), in a
         deterministic order; plus the count of skipped files per reason. Colour images are
         listed (``Instance.is_grayscale`` is False); reading their pixels raises
-        :class:`~medfuse.errors.UnsupportedDicomError`.
+        :class:`~medfuse.errors.UnsupportedDicomError`. Plain uncompressed images also carry
+        :class:`~medfuse.runtime.dicom.study.HeaderFacts` (a few numbers, no patient data),
+        with which :func:`~medfuse.runtime.dicom.load_volume` reads their pixels without
+        parsing the header again.
 
     Raises
     ------

@@ -40,10 +40,12 @@ def _numbers(value: Any, n: int) -> tuple[float, ...] | None:
 
 def fg_item(ds: Dataset, frame: int, keyword: str) -> Dataset | None:
     """The first item of functional group ``keyword`` for ``frame`` (per-frame, then shared)."""
-    for seq_kw, idx in (
-        ("PerFrameFunctionalGroupsSequence", frame),
-        ("SharedFunctionalGroupsSequence", 0),
+    for tag, seq_kw, idx in (
+        (0x52009230, "PerFrameFunctionalGroupsSequence", frame),
+        (0x52009229, "SharedFunctionalGroupsSequence", 0),
     ):
+        if tag not in ds:  # usually absent; a tag lookup is far cheaper than a keyword one
+            continue
         seq = ds.get(seq_kw)
         if seq and idx < len(seq):
             group = seq[idx].get(keyword)

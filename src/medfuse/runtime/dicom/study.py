@@ -3,6 +3,10 @@
 These objects hold identifiers (UIDs) because grouping needs them; they are PHI. Their ``repr``
 never shows a UID or a path, and nothing in medfuse logs them. Use :meth:`Study.key` for a
 pseudonymous key.
+
+An instance may also carry :class:`HeaderFacts`: the few header values loading needs, taken
+during discovery, so that :func:`~medfuse.runtime.dicom.load_volume` reads only the pixel bytes
+of an unchanged, uncompressed file instead of parsing its header a second time.
 """
 
 from __future__ import annotations
@@ -12,7 +16,51 @@ from pathlib import Path
 
 from medfuse.runtime.keys import study_key
 
-__all__ = ["Instance", "Series", "Study"]
+__all__ = ["HeaderFacts", "Instance", "Series", "Study"]
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderFacts:
+    """What loading needs from one file's header, recorded by discovery (no patient data).
+
+    Present only for a file that loading would read through the plain path without error:
+    uncompressed little- or big-endian data of 8, 16 or 32 bits per sample, one sample,
+    MONOCHROME1/2, no per-frame functional groups, no Modality LUT Sequence, every attribute
+    loading reads valid, Pixel Data complete and followed only by well-formed elements.
+
+    Loading uses the facts only for a file whose bytes outside the Pixel Data value still have
+    the recorded ``digest`` (it reads the whole file once and checks); for any other file, and
+    whenever the read with facts fails, it parses the series' files as it would without facts,
+    so a file changed since discovery gets the same values or error as without them.
+
+    Attributes
+    ----------
+    file_size:
+        Size of the file in bytes when its header was read.
+    pixel_offset, pixel_length:
+        File offset and length (bytes) of the Pixel Data (7FE0,0010) element's value.
+    digest:
+        CRC-32 of every byte of the file outside the Pixel Data value (the header, the Pixel
+        Data element's tag and length, the elements after it): the same digest means the same
+        header, hence the same facts.
+    dtype:
+        NumPy type string of a stored value, byte order included (``"<i2"``, ``">u2"``...).
+    bits_stored:
+        BitsStored (bits above it are masked or sign-filled when read).
+    rescale:
+        ``(slope, intercept)`` of the Modality LUT, or None when the file has no rescale.
+
+    Loading a series with facts parses one header only where it needs a value the facts leave
+    out: the first file's SliceThickness for a single slice or slices without positions.
+    """
+
+    file_size: int
+    pixel_offset: int
+    pixel_length: int
+    digest: int
+    dtype: str
+    bits_stored: int
+    rescale: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +79,7 @@ class Instance:
     imager_pixel_spacing: tuple[float, float] | None = None  # ImagerPixelSpacing (detector plane)
     photometric_interpretation: str = ""  # MONOCHROME1, MONOCHROME2, RGB, ...
     samples_per_pixel: int = 1
+    facts: HeaderFacts | None = field(default=None, repr=False)  # None: loading parses the file
 
     @property
     def is_grayscale(self) -> bool:

@@ -10,32 +10,37 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset
 
-from medfuse.errors import CorruptDicomError
+from medfuse.errors import CorruptDicomError, DicomError
+from medfuse.runtime.dicom._facts import current_facts
 from medfuse.runtime.dicom._quiet import quiet_pydicom
-from medfuse.runtime.dicom._read import decode, guarded, open_dataset, validate_image
+from medfuse.runtime.dicom._read import decode, guarded, open_dataset
+from medfuse.runtime.dicom._sources import (
+    FromDatasets,
+    FromFacts,
+    Orientation,
+    Position,
+    StaleFacts,
+)
 from medfuse.runtime.dicom.frames import modality_frames
 from medfuse.runtime.dicom.geometry import (
-    frame_orientation,
-    frame_position,
     frame_spacing,
     imager_spacing,
     slice_normal,
-    slice_thickness,
 )
 from medfuse.runtime.dicom.processing import (
     F32,
+    Array,
     VoiLut,
     VoiWindow,
     is_inverted,
     minmax_inplace,
-    modality_transform,
-    rescale_inplace,
     select_voi,
     voi_inplace,
     voi_transforms,
@@ -143,6 +148,11 @@ def load_volume(series: Series) -> Volume:
     """Read a series (single-frame slices or enhanced multi-frame) as a sorted 3-D volume.
 
     Each file is read and decoded once; frames are written straight into the output array.
+    When every instance carries :class:`~medfuse.runtime.dicom.study.HeaderFacts` from
+    discovery (plain uncompressed files), no header is parsed again: the geometry comes from
+    the instances and each file's bytes are read once, their digest checked, and the pixel
+    values converted in place. If any file changed since discovery, or the series turns out to
+    be unusable, the files are parsed as without facts, so the result or error is the same.
 
     Parameters
     ----------
@@ -167,18 +177,35 @@ def load_volume(series: Series) -> Volume:
 
 
 def _load_volume(series: Series) -> Volume:
-    t0 = time.perf_counter()
     if not series.instances:
         raise CorruptDicomError("the series has no image files; pick a series with images")
-    datasets: list[Dataset] = []
-    frames_of: list[tuple[int, int]] = []  # (dataset index, frame index) per slice
-    positions: list[tuple[float, float, float] | None] = []
-    orientations: list[tuple[float, ...] | None] = []
+    if all(current_facts(inst) is not None for inst in series.instances):
+        warnings: list[tuple[Any, ...]] = []  # logged once the volume is read
+        try:
+            volume = _assemble(series, FromFacts(series), lambda *args: warnings.append(args))
+        except (StaleFacts, DicomError):
+            # a file changed since discovery, or the series is bad: parse every header, so the
+            # result or the error is exactly what it is without facts
+            logger.debug("reading the series with its header facts failed; parsing its files")
+        else:
+            for args in warnings:
+                logger.warning(*args)
+            return volume
+    return _assemble(series, FromDatasets(), logger.warning)
+
+
+def _assemble(
+    series: Series, source: FromDatasets | FromFacts, warn: Callable[..., None]
+) -> Volume:
+    """Geometry (sort, spacing, checks) from ``source``'s headers, then its pixels, in order."""
+    t0 = time.perf_counter()
+    frames_of: list[tuple[int, int]] = []  # (file index, frame index) per slice
+    positions: list[Position] = []
+    orientations: list[Orientation] = []
     numbers: list[int] = []
     size: tuple[int, int] | None = None
     for k, inst in enumerate(series.instances):
-        ds = open_dataset(inst.path)
-        n, rows, cols = validate_image(ds)
+        n, rows, cols = source.shape(k, inst)
         if size is None:
             size = (rows, cols)
         elif (rows, cols) != size:
@@ -186,16 +213,15 @@ def _load_volume(series: Series) -> Volume:
                 f"file #{k + 1} of the series is {rows}×{cols} but the first is "
                 f"{size[0]}×{size[1]}; a volume needs slices of one size"
             )
-        datasets.append(ds)
         number = inst.instance_number if inst.instance_number is not None else k
         for f in range(n):
             frames_of.append((k, f))
-            positions.append(frame_position(ds, f))
-            orientations.append(frame_orientation(ds, f))
+            position, orientation = source.geometry(k, f)
+            positions.append(position)
+            orientations.append(orientation)
             numbers.append(number * 100_000 + f)
     assert size is not None
     depth = len(frames_of)
-    first = datasets[0]
     iop = orientations[0]
     known = iop is not None and all(p is not None for p in positions)
     if known and iop is not None:
@@ -217,38 +243,29 @@ def _load_volume(series: Series) -> Volume:
                     "another; the series holds several volumes (echoes, phases, time points)"
                 )
             if float(np.max(np.abs(diffs - dz))) > 0.1 * dz:
-                logger.warning("slice spacing varies by more than 10%% (%d slices)", depth)
+                warn("slice spacing varies by more than 10%% (%d slices)", depth)
         else:
-            dz = slice_thickness(first) or 1.0
+            dz = source.first_thickness() or 1.0
     else:
-        logger.warning(
+        warn(
             "slice positions or orientation missing (%d slices); ordering by InstanceNumber", depth
         )
         order = np.argsort(np.asarray(numbers), kind="stable")
-        dz = slice_thickness(first) or 1.0
-    pixel = frame_spacing(first, 0)
+        dz = source.first_thickness() or 1.0
+    pixel = source.first_spacing()
     dy, dx = pixel if pixel is not None else (1.0, 1.0)
 
     out = np.empty((depth, *size), dtype=F32)
     slot = np.empty(depth, dtype=np.intp)
     slot[order] = np.arange(depth)
-    by_file: dict[int, list[tuple[int, int]]] = {}
+    by_file: dict[int, list[tuple[int, Array]]] = {}
     for i, (k, f) in enumerate(frames_of):
-        by_file.setdefault(k, []).append((f, int(slot[i])))
-    for k, ds in enumerate(datasets):
-        raw = decode(ds)
-        per_frame = "PerFrameFunctionalGroupsSequence" in ds
-        shared = None if per_frame else modality_transform(ds, 0)
-        for f, s in by_file[k]:
-            view = out[s]
-            view[...] = raw[f]  # cast to native float32
-            res = rescale_inplace(view, modality_transform(ds, f) if per_frame else shared)
-            if res is not view:
-                view[...] = res
-        datasets[k] = Dataset()  # release the encoded pixels as we go
+        by_file.setdefault(k, []).append((f, out[int(slot[i])]))
+    for k in range(len(series.instances)):
+        source.fill(k, by_file[k])
     first_pos = positions[int(order[0])] if known else None
     logger.debug(
-        "volume %dx%dx%d, spacing %.3g/%.3g/%.3g mm, %d files in %.1f ms",
+        "volume %dx%dx%d, spacing %.3g/%.3g/%.3g mm, %d files in %.1f ms (%s)",
         depth,
         size[0],
         size[1],
@@ -257,6 +274,7 @@ def _load_volume(series: Series) -> Volume:
         dx,
         len(series.instances),
         (time.perf_counter() - t0) * 1e3,
+        "header facts" if isinstance(source, FromFacts) else "headers parsed",
     )
     return Volume(
         values=out,

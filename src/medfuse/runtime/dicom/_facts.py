@@ -1,0 +1,256 @@
+"""Header facts recorded at discovery, and reading an instance's pixels with them.
+
+Discovery parses every header anyway (to group files into series). For a plain uncompressed
+file it also records, in :class:`~medfuse.runtime.dicom.study.HeaderFacts`, the few values
+loading needs (computed by the same functions loading uses), where the Pixel Data value lies,
+and a digest of every other byte of the file, so :func:`~medfuse.runtime.dicom.load_volume`
+reads the file's bytes once and decodes nothing but the pixel values instead of parsing the
+header a second time.
+
+The facts are recorded only when loading through the plain path (``open_dataset`` →
+``validate_image`` → ``decode``) would succeed with the same values, and they are used only
+while the digest still matches; otherwise loading parses the files, so values and errors never
+depend on which path ran.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import zlib
+from typing import Any, BinaryIO
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+from pydicom.filereader import data_element_generator
+from pydicom.uid import UID
+
+from medfuse.runtime.dicom._read import (
+    correct_unused_bits,
+    expected_length,
+    header_int,
+    native_dtype,
+    native_order,
+    validate_header,
+)
+from medfuse.runtime.dicom.processing import Lut, Rescale, modality_transform
+from medfuse.runtime.dicom.study import HeaderFacts, Instance
+
+__all__ = [
+    "HEADER_PEEK",
+    "NativeReader",
+    "current_facts",
+    "header_facts",
+    "rescale_of",
+]
+
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+_PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
+_PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_PIXEL_DATA = 0x7FE00010
+# an element header is at most this long: tag (4) + VR (2) + reserved (2) + length (4)
+HEADER_PEEK = 12
+
+
+def header_facts(
+    ds: Dataset,
+    fh: BinaryIO,
+    element_offset: int,
+    head: bytes,
+    shape: tuple[int, int, int],
+) -> HeaderFacts | None:
+    """The facts loading needs from a header read with ``stop_before_pixels``, or None.
+
+    Parameters
+    ----------
+    ds:
+        The header, read from ``fh`` with ``stop_before_pixels=True``.
+    fh:
+        The open file (its position is moved).
+    element_offset:
+        ``fh.tell()`` right after the header was read: where the Pixel Data element starts.
+    head:
+        Up to :data:`HEADER_PEEK` bytes read at ``element_offset``.
+    shape:
+        ``(frames, rows, columns)`` as discovery recorded them.
+
+    Returns
+    -------
+    HeaderFacts or None
+        None when loading must parse the file itself: compressed, deflated or 1-bit data,
+        per-frame functional groups, a Modality LUT Sequence, any attribute that loading would
+        reject or that cannot be read, Pixel Data shorter than the header needs or cut off by
+        the end of the file, or elements after it that would make a full read fail or replace
+        a header element.
+    """
+    try:
+        return _header_facts(ds, fh, element_offset, head, shape)
+    except Exception:  # any malformed value: loading parses the file and reports it
+        return None
+
+
+def _header_facts(
+    ds: Dataset, fh: BinaryIO, element_offset: int, head: bytes, shape: tuple[int, int, int]
+) -> HeaderFacts | None:
+    meta = ds.file_meta
+    if "TransferSyntaxUID" not in meta:
+        return None
+    tsyntax = UID(str(meta.TransferSyntaxUID))
+    order = native_order(tsyntax)
+    if order is None or str(tsyntax) == _DEFLATED:
+        return None
+    implicit, little = ds.original_encoding
+    if implicit != (str(tsyntax) == _IMPLICIT_LE) or little != (order == "<"):
+        return None  # pydicom read the file in another encoding than it declares
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        return None
+    if validate_header(ds) != shape:
+        return None
+    bits = header_int(ds, "BitsAllocated")
+    if bits not in (8, 16, 32):
+        return None
+    # the same expressions as decode's native path
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    stored = int(ds.get("BitsStored", bits) or bits)
+    transform = modality_transform(ds, 0)
+    if isinstance(transform, Lut):
+        return None
+    element = _element_header(head, implicit=implicit, little=little)
+    if element is None:
+        return None
+    length = int.from_bytes(element[-4:], "little" if little else "big")
+    frames, rows, cols = shape
+    # decode checks the length against pydicom's count, then takes frames × rows × columns
+    if length == _UNDEFINED_LENGTH or length < max(
+        expected_length(ds), frames * rows * cols * (bits // 8)
+    ):
+        return None
+    size = os.fstat(fh.fileno()).st_size
+    start = element_offset + len(element)
+    end = start + length
+    if end > size:
+        return None
+    fh.seek(0)
+    digest = zlib.crc32(_read_exactly(fh, start))
+    if end < size:
+        # elements after Pixel Data (trailing padding, signatures): a full read parses them
+        # too, so they are checked and digested like the header
+        fh.seek(end)
+        trailer = _read_exactly(fh, size - end)
+        if not _plain_trailer(trailer, implicit=implicit, little=little):
+            return None
+        digest = zlib.crc32(trailer, digest)
+    return HeaderFacts(
+        file_size=size,
+        pixel_offset=start,
+        pixel_length=length,
+        digest=digest,
+        dtype=sys.intern(native_dtype(order, bits, signed).str),
+        bits_stored=stored,
+        rescale=None if transform is None else (transform.slope, transform.intercept),
+    )
+
+
+def _plain_trailer(trailer: bytes, *, implicit: bool, little: bool) -> bool:
+    """Whether the elements after Pixel Data leave a full read as a header-only read leaves it.
+
+    A full read goes on with the same element generator past Pixel Data: any error there
+    (``EOFError`` even empties the whole dataset) or an element sorted before Pixel Data
+    (it would replace the header's element of that tag) makes the full read differ.
+    """
+    elements = data_element_generator(io.BytesIO(trailer), implicit, little)
+    return all(int(elem.tag) > _PIXEL_DATA for elem in elements)
+
+
+def _read_exactly(fh: BinaryIO, n: int) -> bytes:
+    data = fh.read(n)
+    if len(data) != n:
+        raise EOFError("the file is shorter than its size said")
+    return data
+
+
+def _element_header(head: bytes, *, implicit: bool, little: bool) -> bytes | None:
+    """The Pixel Data element's tag (+ VR) + 32-bit length from ``head``, or None."""
+    if head[:4] != (_PIXEL_TAG_LE if little else _PIXEL_TAG_BE):
+        return None
+    if implicit:
+        return head[:8] if len(head) >= 8 else None
+    if len(head) < 12 or head[4:6] not in (b"OB", b"OW") or head[6:8] != b"\x00\x00":
+        return None
+    return head[:12]
+
+
+def current_facts(inst: Instance) -> HeaderFacts | None:
+    """``inst.facts`` while the file still has the size discovery saw (the digest is checked
+    when the file is read)."""
+    facts = inst.facts
+    if facts is None:
+        return None
+    try:
+        size = os.stat(inst.path).st_size
+    except OSError:
+        return None
+    return facts if size == facts.file_size else None
+
+
+class NativeReader:
+    """Reads whole files with header facts into one reused buffer and checks their digest.
+
+    An array returned by :meth:`read` is a read-only view of that buffer: it is valid until the
+    next call, so consume (copy or convert) it before reading the next instance.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def read(self, inst: Instance) -> NDArray[Any] | None:
+        """Stored values ``(frames, rows, columns)`` of ``inst``, or None if the file changed.
+
+        None means: no facts, the file could not be opened or read, its size differs, or its
+        bytes outside the Pixel Data value no longer have the recorded digest. The caller then
+        parses the file, which reports what is wrong with it.
+        """
+        facts = inst.facts
+        if facts is None:
+            return None
+        size = facts.file_size
+        if len(self._buf) < size + 1:
+            self._buf = bytearray(size + 1)
+        view = memoryview(self._buf)[: size + 1]
+        try:
+            with open(inst.path, "rb", buffering=0) as fh:
+                got = 0
+                while got <= size:  # one byte past the recorded size must read as the end
+                    n = fh.readinto(view[got:])
+                    if not n:
+                        break
+                    got += n
+        except OSError:
+            return None
+        finally:
+            view.release()
+        if got != size:
+            return None
+        buf = self._buf
+        end = facts.pixel_offset + facts.pixel_length
+        with memoryview(buf) as mv:
+            digest = zlib.crc32(mv[: facts.pixel_offset])
+            if end < size:
+                digest = zlib.crc32(mv[end:size], digest)
+        if digest != facts.digest:
+            return None
+        count = inst.frames * inst.rows * inst.columns
+        arr = np.frombuffer(
+            buf, dtype=np.dtype(facts.dtype), count=count, offset=facts.pixel_offset
+        )
+        arr = correct_unused_bits(arr, facts.bits_stored)
+        return arr.reshape(inst.frames, inst.rows, inst.columns)
+
+
+def rescale_of(facts: HeaderFacts) -> Rescale | None:
+    """The recorded Modality LUT as the pipeline's :class:`Rescale` (None: no rescale)."""
+    return None if facts.rescale is None else Rescale(*facts.rescale)
