@@ -10,17 +10,16 @@ through one ``Session`` (``infer`` at batch 1; ``predict_many`` over the studies
 Runs in a Python that has medfuse[serve] (Triton's stub needs Debian's Python 3.11 here: see
 ``.ci/run``). The server is started as a subprocess on free 127.0.0.1 ports and always stopped.
 
-Run: ``python benchmarks/serve_throughput.py --bundle B.medfuse [--requests 64] [--studies 8]``
-Writes ``benchmarks/results/serve_throughput-<host>-<tag>.json``.
+Run: ``python benchmarks/serve_throughput.py [--bundle B.medfuse] [--requests 64] [--studies 8]``
+(default bundle: the shipped ``reference``)
+Writes ``benchmarks/results/serve_throughput-<fingerprint-id>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from medfuse.devices.fingerprint import device_fingerprint
+from medfuse.devices.fingerprint import device_fingerprint, fingerprint_id
 from medfuse.runtime.session import Session
 from medfuse.serving.client import ServeClient
 from medfuse.serving.study import encode_study
@@ -115,13 +114,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--bundle", type=Path, required=True)
+    ap.add_argument(
+        "--bundle", type=Path, default=None, help="bundle to serve (default: the shipped one)"
+    )
     ap.add_argument("--requests", type=int, default=64, help="tensor requests per level")
     ap.add_argument("--studies", type=int, default=8, help="distinct synthetic studies")
     ap.add_argument("--study-requests", type=int, default=32, help="study requests per level")
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
+    if args.bundle is None:
+        from medfuse.bundle import reference_bundle_path
+
+        args.bundle = reference_bundle_path()
 
     from medfuse.runtime.dicom import discover_studies
     from medfuse.synthetic import generate_studies
@@ -195,14 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         _stop(proc)
 
     fp = device_fingerprint()
-    tag = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:8]
-    host = (
-        platform.machine()
-        + "-"
-        + "".join(c for c in str(fp.get("cpu") or platform.processor()).lower() if c.isalnum())[:24]
-    )
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"serve_throughput-{host}-{tag}.json"
+    out = args.out / f"serve_throughput-{fingerprint_id(fp)}.json"
     doc = {
         "benchmark": "serve_throughput",
         "bundle": args.bundle.name,
