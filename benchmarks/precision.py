@@ -44,22 +44,12 @@ import onnxruntime as ort
 
 from medfuse.calibration import GateConfig, QuantizeConfig, quantize_bundle
 from medfuse.devices.fingerprint import device_fingerprint, fingerprint_id
-from medfuse.export import export_bundle, study_inputs
+from medfuse.export import export_bundle, random_inputs, study_inputs
 from medfuse.models import build_model
 from medfuse.synthetic import generate_studies
 
 VARIANTS = ("fp32", "fp16", "int8", "int8-cpu")
 TORCH = "torch-eager-fp32"
-
-
-def _feeds(spec: Any, batch: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    feeds = {
-        i.name: rng.standard_normal(i.batch_shape(batch)).astype(np.float32) for i in spec.inputs
-    }
-    if spec.presence_input is not None:
-        feeds[spec.presence_input.name][:] = 1.0
-    return feeds
 
 
 def _module(config: str, checkpoint: Path | None) -> tuple[Any, Any, bool]:
@@ -160,7 +150,7 @@ def bench_model(
     runners = _runners(module, bundle, written)
     latency: dict[str, Any] = {}
     for batch in batches:
-        times = _time(runners, _feeds(spec, batch), iterations)
+        times = _time(runners, random_inputs(spec, batch), iterations)
         fp32 = statistics.median(times["fp32"])
         latency[f"batch{batch}"] = {n: _row(v, fp32) for n, v in times.items()}
     sizes = {v: bundle.variant_file(v).stat().st_size for v in written}
