@@ -13,8 +13,9 @@ import pytest
 from helpers.calib_models import fusion_bundle
 from medfuse.bundle import open_bundle
 from medfuse.calibration import GateConfig, QuantizeConfig, check_qdq, quantize_bundle
+from medfuse.calibration.config import CpuCandidate
 from medfuse.calibration.reader import scan_studies
-from medfuse.errors import AccuracyGateError, BundleError, CalibrationError
+from medfuse.errors import AccuracyGateError, BundleError, CalibrationError, UsageError
 from medfuse.models import model_spec
 
 LENIENT = GateConfig(min_agreement=0.75, max_auroc_drop=1.0)
@@ -262,3 +263,47 @@ def test_cpu_search_runs_on_the_fastest_failing_layout(
     assert result.passed and searched[0]["passed"], tried
     acc = open_bundle(b.path).manifest.variants["int8-cpu"].accuracy
     assert acc["layout"] == searched[0]["layout"] and acc["nodes_excluded"]
+
+
+def _dq_fed_ops(model_path: Path) -> set[str]:
+    """Op types with at least one input straight from a DequantizeLinear."""
+    import onnx
+
+    proto = onnx.load(str(model_path))
+    dq_out = {o for n in proto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return {n.op_type for n in proto.graph.node if any(i in dq_out for i in n.input)}
+
+
+def test_cpu_layout_restricted_to_convolutions(tmp_path: Path, studies: tuple[Path, Path]) -> None:
+    b = fusion_bundle(tmp_path)
+    conv_only = CpuCandidate("QUInt8", "QInt8", op_types=("Conv", "Add"))
+    cfg = QuantizeConfig(
+        precisions=("int8",),
+        target="cpu",
+        calibrate_method="minmax",
+        gate=LENIENT,
+        cache_dir=tmp_path / "c",
+        cpu_candidates=(conv_only,),
+        timing_runs=1,
+        plots=False,
+    )
+    result = quantize_bundle(b, studies[0], cfg)
+    assert result.passed, result.report
+    acc = open_bundle(b.path).manifest.variants["int8-cpu"].accuracy
+    assert acc["layout"] == "a=QUInt8 w=QInt8 rr=off ops=Conv,Add"
+    fed = _dq_fed_ops(open_bundle(b.path).variant_file("int8-cpu"))
+    assert "Conv" in fed and not fed & {"MatMul", "Gemm"}, fed
+
+
+def test_cpu_layouts_quantizing_nothing_refused() -> None:
+    with pytest.raises(UsageError, match="no CPU layout quantizes any of op_types_to_quantize"):
+        QuantizeConfig(target="cpu", cpu_candidates=(CpuCandidate(op_types=("LSTM",)),))
+    # fine when the CPU variant is not asked for
+    QuantizeConfig(target="tensorrt", cpu_candidates=(CpuCandidate(op_types=("LSTM",)),))
+
+
+def test_cpu_candidate_quantized_ops() -> None:
+    configured = ("Conv", "Gemm", "MatMul", "Add")
+    assert CpuCandidate().quantized_ops(configured) == configured
+    assert CpuCandidate(op_types=("Add", "Conv")).quantized_ops(configured) == ("Conv", "Add")
+    assert CpuCandidate(op_types=("LSTM",)).quantized_ops(configured) == ()

@@ -24,7 +24,7 @@ from medfuse.calibration.config import CpuCandidate, QuantizeConfig
 from medfuse.calibration.fp16 import convert_fp16
 from medfuse.calibration.gate import GateResult, evaluate_gate
 from medfuse.calibration.int8 import TENSORRT, quantize_int8
-from medfuse.calibration.qdq_rules import check_qdq
+from medfuse.calibration.qdq_rules import check_qdq, non_residual_adds
 from medfuse.calibration.ranges import CalibrationRanges
 from medfuse.calibration.reader import HeldoutSet
 from medfuse.calibration.sensitivity import LayerError, layer_errors, quantized_nodes
@@ -41,6 +41,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 Arrays = dict[str, NDArray[Any]]
+
+#: A failing CPU layout gets a sensitivity search only when it runs at least this much faster
+#: (relative) than the fastest passing one.
+SEARCH_MIN_GAIN = 0.10
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,28 @@ class CandidateRun:
             )
         self.n_heldout = heldout.n if heldout else 0
         self.reference = run_all(cpu_session(fp32), self.feeds)
+        self.float_adds = tuple(non_residual_adds(fp32))
         self.samples = {
             k: v[: config.sensitivity_samples] for k, v in (golden or self.feeds).items()
         }
+
+    def quantize(
+        self,
+        ranges: CalibrationRanges,
+        out: Path,
+        layout: CpuCandidate,
+        nodes_to_exclude: Sequence[str] = (),
+    ) -> Path:
+        """:func:`~medfuse.calibration.int8.quantize_int8` of this run's FP32 model."""
+        return quantize_int8(
+            self.fp32,
+            out,
+            ranges,
+            self.config,
+            layout=layout,
+            nodes_to_exclude=nodes_to_exclude,
+            float_adds=self.float_adds,
+        )
 
     def gate(self, path: Path) -> tuple[GateResult, Arrays]:
         try:
@@ -151,7 +174,7 @@ def _search(
     layers: list[dict[str, Any]] = []
     while True:
         path = tmp / f"{tag}-{len(excluded)}.onnx"
-        quantize_int8(run.fp32, path, ranges, cfg, layout=layout, nodes_to_exclude=excluded)
+        run.quantize(ranges, path, layout, excluded)
         gate, out = run.gate(path)
         logger.info(
             "%s gate with %d node(s) in float: %s",
@@ -210,7 +233,8 @@ def int8_cpu(
 
     A layout that fails the gate as is gets a second try with ``sensitive`` (the nodes the
     ``int8`` variant's search kept in float) in float too. When the fastest layout still fails
-    and is faster than every passing one, a sensitivity search of its own runs on it.
+    and is clearly faster than every passing one (by :data:`SEARCH_MIN_GAIN`; less is within
+    the timing noise of a few runs), a sensitivity search of its own runs on it.
     """
     cfg = run.config
     feed1 = {k: v[:1] for k, v in run.feeds.items()}
@@ -242,11 +266,13 @@ def int8_cpu(
             passing.append((ms, path, gate, out, list(excluded), label))
         return gate.passed
 
-    for layout in cfg.cpu_candidates:
+    # QuantizeConfig refuses a config where none is left
+    layouts = [c for c in cfg.cpu_candidates if c.quantized_ops(cfg.op_types_to_quantize)]
+    for layout in layouts:
         for excluded in ((), tuple(sensitive)) if sensitive else ((),):
             path = tmp / f"int8-cpu-{attempts}.onnx"
             attempts += 1
-            quantize_int8(run.fp32, path, ranges, cfg, layout=layout, nodes_to_exclude=excluded)
+            run.quantize(ranges, path, layout, excluded)
             gate, out = run.gate(path)
             if attempt(layout, path, excluded, gate, out):
                 break
@@ -254,7 +280,7 @@ def int8_cpu(
                 failing.append((tried[-1]["ms"], layout))
     best_ms = min((c[0] for c in passing), default=float("inf"))
     fastest = min(failing, key=lambda f: f[0], default=None)
-    if cfg.sensitivity and fastest is not None and fastest[0] < best_ms:
+    if cfg.sensitivity and fastest is not None and fastest[0] * (1 + SEARCH_MIN_GAIN) < best_ms:
         found = _search(run, ranges, tmp, fastest[1], "int8-cpu-search", start=sensitive)
         attempt(fastest[1], found.path, found.excluded, found.gate, found.outputs, " (search)")
     if not passing:

@@ -8,6 +8,7 @@ so a typo is an error, not a silently ignored key.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -73,23 +74,46 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class CpuCandidate:
-    """One Q/DQ layout tried for the ``int8-cpu`` variant (timed; the fastest passing one wins)."""
+    """One Q/DQ layout tried for the ``int8-cpu`` variant (timed; the fastest passing one wins).
+
+    Attributes
+    ----------
+    activation_type, weight_type:
+        ONNX Runtime ``QuantType`` names of activations and weights.
+    reduce_range:
+        7-bit weights (ONNX Runtime's remedy for U8S8 saturation on x86 without VNNI).
+    activation_symmetric:
+        Symmetric activations (zero point 0).
+    op_types:
+        Quantize only these of :attr:`QuantizeConfig.op_types_to_quantize` (``None``: all of
+        them). ``("Conv", "Add")`` quantizes the convolutions and residual Adds — the bulk of
+        a CNN's time — and keeps the fusion attention and the heads' MatMul / Gemm in float.
+    """
 
     activation_type: QuantType = "QUInt8"
     weight_type: QuantType = "QInt8"
     reduce_range: bool = False
     activation_symmetric: bool = False
+    op_types: tuple[str, ...] | None = None
 
     @property
     def label(self) -> str:
-        """Short name, e.g. ``"a=QUInt8 w=QInt8 rr=off"``."""
+        """Short name, e.g. ``"a=QUInt8 w=QInt8 rr=off"`` or ``"... ops=Conv,Add"``."""
         sym = " sym" if self.activation_symmetric else ""
         rr = "on" if self.reduce_range else "off"
-        return f"a={self.activation_type} w={self.weight_type} rr={rr}{sym}"
+        ops = f" ops={','.join(self.op_types)}" if self.op_types is not None else ""
+        return f"a={self.activation_type} w={self.weight_type} rr={rr}{sym}{ops}"
+
+    def quantized_ops(self, configured: Sequence[str]) -> tuple[str, ...]:
+        """The op types this layout quantizes out of the ``configured`` ones."""
+        if self.op_types is None:
+            return tuple(configured)
+        return tuple(o for o in configured if o in self.op_types)
 
 
 DEFAULT_CPU_CANDIDATES: tuple[CpuCandidate, ...] = (
     CpuCandidate("QUInt8", "QInt8", reduce_range=False),
+    CpuCandidate("QUInt8", "QInt8", reduce_range=False, op_types=("Conv", "Add")),
     CpuCandidate("QUInt8", "QInt8", reduce_range=True),
     CpuCandidate("QInt8", "QInt8", reduce_range=False, activation_symmetric=True),
 )
@@ -225,6 +249,14 @@ class QuantizeConfig:
             raise UsageError(f"quant_format {self.quant_format!r}: only 'QDQ' is supported")
         if not 0.0 < self.percentile <= 100.0:
             raise UsageError(f"percentile must be in (0, 100], got {self.percentile}")
+        if "int8-cpu" in self.int8_precisions and not any(
+            c.quantized_ops(self.op_types_to_quantize) for c in self.cpu_candidates
+        ):
+            raise UsageError(
+                f"no CPU layout quantizes any of op_types_to_quantize "
+                f"{list(self.op_types_to_quantize)} (layouts: "
+                f"{[c.label for c in self.cpu_candidates]}); widen one of them"
+            )
 
     @property
     def int8_precisions(self) -> tuple[str, ...]:

@@ -67,6 +67,7 @@ def quantize_int8(
     *,
     layout: CpuCandidate = TENSORRT,
     nodes_to_exclude: Sequence[str] = (),
+    float_adds: Sequence[str] | None = None,
 ) -> Path:
     """Write a Q/DQ model of ``fp32_path`` to ``out`` from cached calibration ranges.
 
@@ -84,17 +85,27 @@ def quantize_int8(
         Activation / weight types, reduce_range and symmetry; the default is TensorRT's.
     nodes_to_exclude:
         Extra nodes kept in float (from the sensitivity search).
+    float_adds:
+        :func:`~medfuse.calibration.qdq_rules.non_residual_adds` of ``fp32_path`` when the
+        caller has it (a run quantizes one model many times); ``None``: found here.
 
     Raises
     ------
     CalibrationError
-        ONNX Runtime's quantizer failed.
+        ONNX Runtime's quantizer failed, or ``layout`` quantizes none of the configured ops.
     """
     q = require("onnxruntime.quantization", purpose="INT8 quantization", extra="quantize")
     exclude = list(dict.fromkeys([*config.nodes_to_exclude, *nodes_to_exclude]))
     # Only residual Adds get Q/DQ (TensorRT's placement rule; on CPU too: a quantized attention
     # mask add or bias add costs accuracy and buys nothing).
-    exclude += [n for n in non_residual_adds(fp32_path) if n not in exclude]
+    adds = non_residual_adds(fp32_path) if float_adds is None else float_adds
+    exclude += [n for n in adds if n not in exclude]
+    ops = layout.quantized_ops(config.op_types_to_quantize)
+    if not ops:
+        raise CalibrationError(
+            f"layout {layout.label!r} quantizes none of the configured op types "
+            f"{list(config.op_types_to_quantize)}; add one of them to op_types_to_quantize"
+        )
     extra: dict[str, Any] = {
         "ActivationSymmetric": layout.activation_symmetric,
         "WeightSymmetric": True,
@@ -107,7 +118,7 @@ def quantize_int8(
                 str(out),
                 None,
                 quant_format=q.QuantFormat.QDQ,
-                op_types_to_quantize=list(config.op_types_to_quantize),
+                op_types_to_quantize=list(ops),
                 per_channel=config.per_channel,
                 reduce_range=layout.reduce_range,
                 activation_type=getattr(q.QuantType, layout.activation_type),
