@@ -28,7 +28,15 @@ def test_one_flip_in_four_fails_agreement() -> None:
     assert not res.passed
     assert res.metrics["outputs"]["diagnosis"]["agreement"] == 0.75
     assert res.metrics["outputs"]["diagnosis"]["max_abs_drift"] == 4.0
+    # the flipped sample's FP32 logits were [0, 0, 0, 3]: top-1 minus top-2 = 3
+    assert res.metrics["outputs"]["diagnosis"]["disagreements"] == 1
+    assert res.metrics["outputs"]["diagnosis"]["max_fp32_margin_flipped"] == 3.0
     assert evaluate_gate(SPEC, REF, cand, GateConfig(min_agreement=0.75, max_auroc_drop=1.0)).passed
+
+
+def test_no_flip_has_no_margin() -> None:
+    m = evaluate_gate(SPEC, REF, REF, GateConfig()).metrics["outputs"]["diagnosis"]
+    assert m["disagreements"] == 0 and m["max_fp32_margin_flipped"] is None
 
 
 def test_auroc_drop_and_mae_change() -> None:

@@ -60,6 +60,10 @@ def test_variants_written_with_provenance(quantized: tuple[Path, object]) -> Non
     assert "reports/quantization.json" in m.artifacts and "reports/quantization.md" in m.artifacts
     report = json.loads((path / "reports/quantization.json").read_text())
     assert [t["layout"] for t in report["variants"]["int8-cpu"]["cpu_candidates"]]
+    diag = report["variants"]["int8"]["gate"]["outputs"]["diagnosis"]
+    assert diag["disagreements"] == round((1 - diag["agreement"]) * diag["n"])
+    md = (path / "reports/quantization.md").read_text()
+    assert "| flipped (max FP32 margin) |" in md
 
 
 def test_int8_passes_tensorrt_rules(quantized: tuple[Path, object]) -> None:

@@ -1,7 +1,8 @@
 """The accuracy gate: a candidate variant against FP32 on held-out studies and golden vectors.
 
 Figures (per output): max and mean absolute drift; for classification outputs top-1 agreement
-with FP32; with labels, macro one-vs-rest AUROC (softmax probabilities) of FP32 and of the
+with FP32, the number of samples whose top-1 changed and the largest FP32 top-1/top-2 logit gap
+among them (were only near-ties flipped?); with labels, macro one-vs-rest AUROC (softmax probabilities) of FP32 and of the
 candidate and its drop; for regression outputs the MAE against the labels and its change
 (``log1p(mL)`` outputs are compared in mL). AUROC comes from :mod:`medfuse.models.metrics`
 (NumPy only).
@@ -42,6 +43,17 @@ def _softmax(x: NDArray[Any]) -> NDArray[np.float64]:
     e = np.exp(z)
     out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
     return out
+
+
+def _max_margin(logits: NDArray[np.float64]) -> float | None:
+    """Largest FP32 top-1 minus top-2 logit gap among ``logits`` (``None`` when empty).
+
+    Of the samples whose top-1 changed: a small value says only near-ties flipped.
+    """
+    if not len(logits):
+        return None
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    return float((top2[:, 1] - top2[:, 0]).max())
 
 
 def evaluate_gate(
@@ -97,8 +109,11 @@ def evaluate_gate(
                 f"{out.name}: max drift {m['max_abs_drift']:.4g} > {gate.max_logit_drift:g}"
             )
         if out.kind == "classification" and ref.ndim == 2 and ref.shape[1] > 1:
-            agree = float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1))) if len(ref) else 1.0
+            same = ref.argmax(axis=1) == cand.argmax(axis=1)
+            agree = float(np.mean(same)) if len(ref) else 1.0
             m["agreement"] = agree
+            m["disagreements"] = int((~same).sum())
+            m["max_fp32_margin_flipped"] = _max_margin(ref[~same])
             if agree < gate.min_agreement:
                 failures.append(f"{out.name}: top-1 agreement {agree:.4f} < {gate.min_agreement:g}")
             if diagnosis is not None and n_lab and out.labels:

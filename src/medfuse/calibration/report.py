@@ -30,6 +30,14 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _flipped(m: Mapping[str, Any]) -> str:
+    n = m.get("disagreements")
+    if n is None:
+        return "–"
+    margin = m.get("max_fp32_margin_flipped")
+    return f"{n} ({_fmt(margin)})" if margin is not None else str(n)
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """A human-readable summary of ``report``."""
     lines = [
@@ -40,15 +48,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"`{str(report.get('calibration', {}).get('set_sha256', ''))[:16]}…`",
         f"Gate: {report.get('gate', {})}",
         "",
-        "| variant | passed | output | agreement | AUROC drop | MAE change | max drift | mean drift |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | passed | output | agreement | flipped (max FP32 margin) | AUROC drop "
+        "| MAE change | max drift | mean drift |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for prec, v in report.get("variants", {}).items():
         for name, m in v.get("gate", {}).get("outputs", {}).items():
             lines.append(
                 f"| {prec} | {v.get('passed')} | {name} | {_fmt(m.get('agreement', '–'))} | "
-                f"{_fmt(m.get('auroc_drop', '–'))} | {_fmt(m.get('mae_change', '–'))} | "
-                f"{_fmt(m.get('max_abs_drift'))} | {_fmt(m.get('mean_abs_drift'))} |"
+                f"{_flipped(m)} | {_fmt(m.get('auroc_drop', '–'))} | "
+                f"{_fmt(m.get('mae_change', '–'))} | {_fmt(m.get('max_abs_drift'))} | "
+                f"{_fmt(m.get('mean_abs_drift'))} |"
             )
     for prec, v in report.get("variants", {}).items():
         if v.get("failures"):
