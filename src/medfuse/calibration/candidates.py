@@ -45,6 +45,24 @@ Arrays = dict[str, NDArray[Any]]
 #: A failing CPU layout gets a sensitivity search only when it runs at least this much faster
 #: (relative) than the fastest passing one.
 SEARCH_MIN_GAIN = 0.10
+#: Passing CPU layouts within this relative time of the fastest count as equally fast; of
+#: those the most accurate wins (top-1 agreement, then mean drift), so timing noise does not
+#: decide between layouts.
+TIME_TIE = 0.05
+
+_Passing = tuple[float, Path, GateResult, Arrays, list[str], str]
+
+
+def _accuracy_key(gate: GateResult) -> tuple[float, float]:
+    first: dict[str, Any] = next(iter(gate.metrics["outputs"].values()), {})
+    return (-float(first.get("agreement", 1.0)), float(first.get("mean_abs_drift", 0.0)))
+
+
+def _pick(passing: Sequence[_Passing]) -> _Passing:
+    """The most accurate of the passing layouts that are within :data:`TIME_TIE` of the fastest."""
+    fastest = min(c[0] for c in passing)
+    tied = [c for c in passing if c[0] <= fastest * (1 + TIME_TIE)]
+    return min(tied, key=lambda c: (*_accuracy_key(c[2]), c[0]))
 
 
 @dataclass(frozen=True)
@@ -229,7 +247,8 @@ def int8_tensorrt(run: CandidateRun, ranges: CalibrationRanges, tmp: Path) -> Va
 def int8_cpu(
     run: CandidateRun, ranges: CalibrationRanges, tmp: Path, sensitive: Sequence[str] = ()
 ) -> VariantOutcome:
-    """Time and gate every CPU layout; keep the fastest that passes.
+    """Time and gate every CPU layout; keep the fastest that passes (within :data:`TIME_TIE`
+    of it, the most accurate).
 
     A layout that fails the gate as is gets a second try with ``sensitive`` (the nodes the
     ``int8`` variant's search kept in float) in float too. When the fastest layout still fails
@@ -240,7 +259,7 @@ def int8_cpu(
     feed1 = {k: v[:1] for k, v in run.feeds.items()}
     tried: list[dict[str, Any]] = []
     # (ms, path, gate, outputs, nodes in float, label) of each passing candidate
-    passing: list[tuple[float, Path, GateResult, Arrays, list[str], str]] = []
+    passing: list[_Passing] = []
     failing: list[tuple[float, CpuCandidate]] = []
     last: tuple[GateResult, Arrays, Path] | None = None
     fp32_ms = _time_model(run.fp32, feed1, cfg.timing_runs)
@@ -292,7 +311,7 @@ def int8_cpu(
             last[2],
             {"cpu_candidates": tried, "fp32_ms": fp32_ms, "outputs": last[1]},
         )
-    ms, path, gate, out, kept_float, chosen = min(passing, key=lambda c: c[0])
+    ms, path, gate, out, kept_float, chosen = _pick(passing)
     timing = {
         "fp32_ms": round(fp32_ms, 3),
         "ms": round(ms, 3),
