@@ -53,8 +53,14 @@ TIME_TIE = 0.05
 _Passing = tuple[float, Path, GateResult, Arrays, list[str], str]
 
 
-def _accuracy_key(gate: GateResult) -> tuple[float, float]:
+def _first_output(gate: GateResult) -> dict[str, Any]:
+    """The gate figures of the model's first output (the diagnosis)."""
     first: dict[str, Any] = next(iter(gate.metrics["outputs"].values()), {})
+    return first
+
+
+def _accuracy_key(gate: GateResult) -> tuple[float, float]:
+    first = _first_output(gate)
     return (-float(first.get("agreement", 1.0)), float(first.get("mean_abs_drift", 0.0)))
 
 
@@ -201,7 +207,7 @@ def _search(
             list(gate.failures) or "passed",
         )
         if steps:
-            first: dict[str, Any] = next(iter(gate.metrics["outputs"].values()), {})
+            first = _first_output(gate)
             steps[-1].update(
                 agreement=first.get("agreement"),
                 auroc_drop=first.get("auroc_drop"),
@@ -276,7 +282,7 @@ def int8_cpu(
         nonlocal last
         ms = _time_model(path, feed1, cfg.timing_runs)
         label = layout.label + (f" +{len(excluded)} float" if excluded else "") + how
-        first: dict[str, Any] = next(iter(gate.metrics["outputs"].values()), {})
+        first = _first_output(gate)
         tried.append(
             {"layout": label, "ms": ms, "passed": gate.passed, "agreement": first.get("agreement")}
         )

@@ -2,8 +2,8 @@
 
 Figures (per output): max and mean absolute drift; for classification outputs top-1 agreement
 with FP32, the number of samples whose top-1 changed and the largest FP32 top-1/top-2 logit gap
-among them (were only near-ties flipped?); with labels, macro one-vs-rest AUROC (softmax probabilities) of FP32 and of the
-candidate and its drop; for regression outputs the MAE against the labels and its change
+among them (were only near-ties flipped?); with labels, macro one-vs-rest AUROC (softmax
+probabilities) of FP32 and of the candidate and its drop; for regression outputs the MAE against the labels and its change
 (``log1p(mL)`` outputs are compared in mL). AUROC comes from :mod:`medfuse.models.metrics`
 (NumPy only).
 """
