@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -19,6 +20,21 @@ from medfuse.errors import AccuracyGateError, BundleError, CalibrationError, Usa
 from medfuse.models import model_spec
 
 LENIENT = GateConfig(min_agreement=0.75, max_auroc_drop=1.0)
+STRICT = GateConfig(min_agreement=1.0, max_auroc_drop=1.0, max_logit_drift=0.02)
+
+
+def _int8_config(tmp_path: Path, **overrides: Any) -> QuantizeConfig:
+    """An INT8-only, min-max, one-timing-run, no-plot config cached under ``tmp_path``."""
+    options: dict[str, Any] = {
+        "precisions": ("int8",),
+        "calibrate_method": "minmax",
+        "gate": LENIENT,
+        "cache_dir": tmp_path / "c",
+        "timing_runs": 1,
+        "plots": False,
+        **overrides,
+    }
+    return QuantizeConfig(**options)
 
 
 def _golden_close(bundle_path: Path, precision: str, atol: float) -> None:
@@ -91,14 +107,7 @@ def test_range_cache_reused_without_reading_dicom(
     assert (
         first.ranges is not None and not first.ranges.cache_hit and first.ranges.studies_read == 10
     )
-    cfg2 = QuantizeConfig(
-        precisions=("int8",),
-        target="cpu",
-        calibrate_method="minmax",
-        gate=LENIENT,
-        cache_dir=tmp_path / "c",
-        timing_runs=1,
-    )
+    cfg2 = _int8_config(tmp_path, target="cpu", plots=True)
     second = quantize_bundle(b.path, studies[0], cfg2)
     assert second.ranges is not None and second.ranges.cache_hit
     assert second.ranges.studies_read == 0
@@ -157,25 +166,11 @@ def test_sensitivity_exclusion_makes_strict_gate_pass(
 ) -> None:
     b = fusion_bundle(tmp_path, sensitive=True)
     before = (b.path / "manifest.json").read_bytes()
-    strict = GateConfig(min_agreement=1.0, max_auroc_drop=1.0, max_logit_drift=0.02)
-    no_search = QuantizeConfig(
-        precisions=("int8",),
-        calibrate_method="minmax",
-        gate=strict,
-        sensitivity=False,
-        cache_dir=tmp_path / "c",
-        plots=False,
-    )
+    no_search = _int8_config(tmp_path, gate=STRICT, sensitivity=False, timing_runs=5)
     failed = quantize_bundle(b, studies[0], no_search)
     assert not failed.passed
     assert (b.path / "manifest.json").read_bytes() == before
-    search = QuantizeConfig(
-        precisions=("int8",),
-        calibrate_method="minmax",
-        gate=strict,
-        cache_dir=tmp_path / "c",
-        max_excluded=12,
-    )
+    search = _int8_config(tmp_path, gate=STRICT, max_excluded=12, timing_runs=5, plots=True)
     result = quantize_bundle(b.path, studies[0], search)
     assert result.passed, result.report
     steps = result.report["variants"]["int8"]["sensitivity"]["steps"]
@@ -221,16 +216,7 @@ def test_cpu_layouts_retry_with_the_int8_sensitive_nodes(
     tmp_path: Path, studies: tuple[Path, Path]
 ) -> None:
     b = fusion_bundle(tmp_path, sensitive=True)
-    cfg = QuantizeConfig(
-        precisions=("int8",),
-        target="both",
-        calibrate_method="minmax",
-        gate=GateConfig(min_agreement=1.0, max_auroc_drop=1.0, max_logit_drift=0.02),
-        cache_dir=tmp_path / "c",
-        max_excluded=12,
-        timing_runs=1,
-        plots=False,
-    )
+    cfg = _int8_config(tmp_path, target="both", gate=STRICT, max_excluded=12)
     result = quantize_bundle(b, studies[0], cfg)
     assert result.passed, result.report
     excluded = list(result.report["variants"]["int8"]["nodes_excluded"])
@@ -247,16 +233,8 @@ def test_cpu_search_runs_on_the_fastest_failing_layout(
     tmp_path: Path, studies: tuple[Path, Path]
 ) -> None:
     b = fusion_bundle(tmp_path, sensitive=True)
-    cfg = QuantizeConfig(
-        precisions=("int8",),
-        target="cpu",  # no int8 run, so no sensitive nodes to borrow
-        calibrate_method="minmax",
-        gate=GateConfig(min_agreement=1.0, max_auroc_drop=1.0, max_logit_drift=0.02),
-        cache_dir=tmp_path / "c",
-        max_excluded=12,
-        timing_runs=1,
-        plots=False,
-    )
+    # target cpu: no int8 run, so no sensitive nodes to borrow
+    cfg = _int8_config(tmp_path, target="cpu", gate=STRICT, max_excluded=12)
     result = quantize_bundle(b, studies[0], cfg)
     tried = result.report["variants"]["int8-cpu"]["cpu_candidates"]
     plain = [t for t in tried if "(search)" not in t["layout"]]
@@ -281,16 +259,7 @@ def _dq_fed_ops(model_path: Path) -> set[str]:
 def test_cpu_layout_restricted_to_convolutions(tmp_path: Path, studies: tuple[Path, Path]) -> None:
     b = fusion_bundle(tmp_path)
     conv_only = CpuCandidate("QUInt8", "QInt8", op_types=("Conv", "Add"))
-    cfg = QuantizeConfig(
-        precisions=("int8",),
-        target="cpu",
-        calibrate_method="minmax",
-        gate=LENIENT,
-        cache_dir=tmp_path / "c",
-        cpu_candidates=(conv_only,),
-        timing_runs=1,
-        plots=False,
-    )
+    cfg = _int8_config(tmp_path, target="cpu", cpu_candidates=(conv_only,))
     result = quantize_bundle(b, studies[0], cfg)
     assert result.passed, result.report
     acc = open_bundle(b.path).manifest.variants["int8-cpu"].accuracy
