@@ -15,6 +15,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from tritonserver_helpers import stop_process_group
+
 from helpers import screening_fixtures as fixtures
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,13 +97,7 @@ def running_server(
         )
         yield info
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process_group(proc, 30.0, signal.SIGTERM)
         log.close()
         out.close()
 

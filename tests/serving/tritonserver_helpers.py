@@ -191,9 +191,13 @@ def server_metadata(server: TritonProcess) -> dict[str, Any]:
     return meta
 
 
-def _stop(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+def stop_process_group(
+    proc: subprocess.Popen[bytes], grace_s: float, sig: int = signal.SIGINT
+) -> None:
+    """Stop a server started in its own process group: ``sig`` (default SIGINT, Triton's
+    graceful shutdown, as PyTriton's stop()), SIGKILL after ``grace_s``, then any leftover."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # Triton's graceful shutdown, as PyTriton's stop()
+        proc.send_signal(sig)
         try:
             proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
@@ -257,7 +261,7 @@ def running_tritonserver(
             time.sleep(0.5)
         yield server
     finally:
-        _stop(proc, stop_s)
+        stop_process_group(proc, stop_s)
         for leftover in Path("/dev/shm").glob(f"{shm_prefix}*"):
             leftover.unlink(missing_ok=True)
 
