@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medfuse.runtime.results import ResultRecord, read_results
+
 RESULTS = Path(__file__).parent / "results"
 
 # Runs the real CLI and reports this process's peak RSS (KiB on Linux) on stderr.
@@ -124,7 +126,7 @@ def run_cli(
         raise SystemExit(f"medfuse run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     summary = json.loads(proc.stdout)
     extra = json.loads(proc.stderr.strip().splitlines()[-1])
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records = list(read_results(out).records)
     return {
         "summary": summary,
         "wall_s": round(wall, 3),
@@ -134,12 +136,12 @@ def run_cli(
     }
 
 
-def split(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+def split(records: list[ResultRecord]) -> dict[str, dict[str, float]]:
     """Mean / median / p90 of each stage's per-study milliseconds over the ok records."""
     out: dict[str, dict[str, float]] = {}
-    ok = [r for r in records if r["status"] == "ok"]
+    ok = [r for r in records if r.ok]
     for stage in ("read", "preprocess", "prepare", "inference", "inference_batch", "total"):
-        v = sorted(float(r["timing_ms"][stage]) for r in ok if stage in r["timing_ms"])
+        v = sorted(float(r.timing_ms[stage]) for r in ok if stage in r.timing_ms)
         if v:
             out[stage] = {
                 "mean": round(statistics.fmean(v), 3),
@@ -182,11 +184,11 @@ def import_times(cpus: str | None) -> dict[str, Any]:
 
 def soak(studies: Path, bundle: str | None, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """``args.soak`` studies through one session (the study set repeated), RSS sampled."""
+    from medfuse.runtime.results_io import ResultsWriter
+
     from medfuse.benchmarks.memory import rss_mib
     from medfuse.runtime.dicom import discover_studies
-    from medfuse.runtime.keys import load_or_create_secret
-    from medfuse.runtime.results_io import ResultsWriter
-    from medfuse.runtime.screening import make_record
+    from medfuse.runtime.results.keys import load_or_create_secret
     from medfuse.runtime.session import Session
 
     if args.cpus and hasattr(os, "sched_setaffinity"):
@@ -205,14 +207,14 @@ def soak(studies: Path, bundle: str | None, args: argparse.Namespace, tmp: Path)
         Session(bundle, threads=args.threads) as session,
         ResultsWriter(tmp / "soak.jsonl") as writer,
     ):
-        model = session.info.to_dict()
+        model = session.info.model_info()
         results = session.predict_many(
             (s for _k, s in stream), batch_size=args.batch, workers=args.workers
         )
-        for n, ((key, study), result) in enumerate(zip(stream, results, strict=True), start=1):
-            rec = make_record(key, result, model, study=study, root=studies)
+        for n, ((key, _study), result) in enumerate(zip(stream, results, strict=True), start=1):
+            rec = ResultRecord.from_outcome(key, result, model)
             writer.write(rec)
-            ok += rec["status"] == "ok"
+            ok += rec.ok
             if n % args.rss_every == 0 or n == len(stream):
                 samples.append(
                     {

@@ -16,10 +16,16 @@ The tree::
     ├── DicomError                  one DICOM file or series could not be used
     │   ├── NotDicomError           not a DICOM file at all (random bytes, empty, DICOMDIR)
     │   ├── CorruptDicomError       DICOM, but truncated or with invalid values
-    │   └── UnsupportedDicomError   valid DICOM we do not handle (colour, non-image IOD,
-    │                               transfer syntax with no decoder installed)
+    │   │   ├── PixelDataLengthError    Pixel Data longer or shorter than the header says
+    │   │   └── InconsistentSeriesError the files of one series disagree (modality, size,
+    │   │                               orientation, positions); ``reason`` says how
+    │   └── UnsupportedDicomError   valid DICOM we do not handle (colour, non-image IOD)
+    │       └── MissingDecoderError no decoder installed for the transfer syntax (names it)
     ├── StudyError                  a study cannot feed the model (required modality missing)
-    ├── PreprocessingError          a recipe cannot be applied (shapes, NaN, bad recipe)
+    │   └── NoUsableInputError      the model's presence rule is not met; carries the
+    │                               study's provenance (which series, why not used)
+    ├── PreprocessingError          a recipe cannot be applied (shapes, bad recipe)
+    │   └── NonFiniteDataError      a series' values are NaN or infinite
     ├── ExportError                 torch → ONNX export, parity or lint failed
     ├── CalibrationError            calibration set empty / unusable, quantization failed
     ├── AccuracyGateError           a quantized variant changes the model's answers too much
@@ -29,6 +35,8 @@ The tree::
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "AccuracyGateError",
@@ -40,11 +48,16 @@ __all__ = [
     "EngineBuildError",
     "ExportError",
     "IncompatibleBundleError",
+    "InconsistentSeriesError",
     "IntegrityError",
     "ManifestError",
     "MedfuseError",
+    "MissingDecoderError",
     "MissingDependencyError",
+    "NoUsableInputError",
+    "NonFiniteDataError",
     "NotDicomError",
+    "PixelDataLengthError",
     "PreprocessingError",
     "StudyError",
     "UnsupportedDicomError",
@@ -77,7 +90,13 @@ class IncompatibleBundleError(BundleError):
 
 
 class DicomError(MedfuseError):
-    """A DICOM file or series could not be used."""
+    """A DICOM file or series could not be used.
+
+    ``reason`` is the short code a result record gives for a series that failed this way
+    (see :mod:`medfuse.runtime.results.provenance`).
+    """
+
+    reason = "unreadable"
 
 
 class NotDicomError(DicomError):
@@ -88,16 +107,68 @@ class CorruptDicomError(DicomError):
     """The file is DICOM but truncated or carries invalid values."""
 
 
+class PixelDataLengthError(CorruptDicomError):
+    """Uncompressed Pixel Data is longer or shorter than Rows × Columns × Frames × bits says."""
+
+    reason = "pixel_length"
+
+
+class InconsistentSeriesError(CorruptDicomError):
+    """The files of one series disagree, so they do not form one image or volume.
+
+    ``reason`` is one of ``mixed_modality``, ``mixed_sizes``, ``mixed_orientation`` and
+    ``duplicate_positions``.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.reason))
+
+
 class UnsupportedDicomError(DicomError):
     """The file is valid DICOM that medfuse does not handle."""
+
+    reason = "unsupported"
+
+
+class MissingDecoderError(UnsupportedDicomError):
+    """No pixel decoder is installed for the file's transfer syntax; the message names one."""
+
+    reason = "undecodable"
 
 
 class StudyError(MedfuseError):
     """A study cannot feed the model, e.g. a required modality is missing."""
 
 
+class NoUsableInputError(StudyError):
+    """The study does not meet the model's presence rule, so no result may be given.
+
+    ``provenance`` (a :class:`medfuse.runtime.results.Provenance`) says which series the
+    study holds and why each was not used; ``fault`` is the first read error among the series
+    that could have fed an input (``None`` when the study simply holds nothing usable).
+    """
+
+    def __init__(self, message: str, provenance: Any, fault: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.provenance = provenance
+        self.fault = fault
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.provenance, self.fault))
+
+
 class PreprocessingError(MedfuseError):
     """A preprocessing recipe cannot be applied to the data."""
+
+
+class NonFiniteDataError(PreprocessingError):
+    """A series' values are NaN or infinite, so no recipe can normalise them."""
+
+    reason = "non_finite"
 
 
 class ExportError(MedfuseError):

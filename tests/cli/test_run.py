@@ -30,7 +30,7 @@ sys.exit(rc)
 # Runs the real CLI, pausing after each durable line so that a kill lands mid-run.
 SLOW_WRITES = """
 import sys, time
-import medfuse.runtime.results_io as rio
+import medfuse.runtime.results.io as rio
 write = rio.ResultsWriter.write
 def slow_write(self, record):
     write(self, record)
@@ -103,7 +103,7 @@ def test_run_prints_tables_without_json(studies: Path, bundle: Path, tmp_path: P
         ["run", str(studies), "--bundle", str(bundle), "--out", str(tmp_path / "r.jsonl")], tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for text in ("status ok", "status error", "error CorruptDicomError", "not_dicom", "studies/s"):
+    for text in ("status ok", "status error", "error PixelDataLengthError", "not_dicom", "studies/s"):
         assert text in proc.stdout
 
 
@@ -231,6 +231,7 @@ def phi_studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("phi") / "incoming"
     generate_studies(root, 3, seed=11, phi_folder_names=True)
     fx.plant_phi(root)
+    fx.plant_coded_sentinels(sorted(p for p in root.iterdir() if p.is_dir()))
     fx.make_error_study(root)
     (root / fx.PHI_FOLDER / "corrupt.dcm").write_bytes(b"DICM" + bytes(range(200)))
     return root
@@ -239,6 +240,7 @@ def phi_studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _forbidden(root: Path) -> set[str]:
     """Everything that must not leak: sentinels, every UID, every path below ``root``."""
     needles = set(fx.PHI_SENTINELS.values()) | fx.dicom_uids(root) | fx.header_strings(root)
+    needles |= set(fx.CODED_SENTINELS.values()) | {"ZZCODED"}
     needles |= {fx.PHI_FOLDER, str(root)}
     needles |= {"ZZDOE", "MRN99887766"}
     for path in root.rglob("*"):
@@ -280,6 +282,15 @@ def test_no_phi_uid_or_input_path_in_results_or_output(
                 f"csv{i}": csv_path.read_text(),
             }
         )
+    for extra in (["-v", "-v"], ["-v", "-v", "--json"]):  # the dry run, too
+        proc = _run(["scan", str(phi_studies), "--bundle", str(bundle), *extra], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        texts[f"scan-stdout{len(extra)}"] = proc.stdout
+        texts[f"scan-stderr{len(extra)}"] = proc.stderr
     assert '"status":"error"' in texts["jsonl0"]  # the truncated study is in the results
+    # the junk values were met and reported as what they are, without being quoted
+    assert "PhotometricInterpretation unknown" in texts["jsonl0"]
+    assert "Modality unknown" in texts["jsonl0"]
+    assert "VOILUTFunction holds a value that is not a defined term" in texts["jsonl0"]
     leaks = {(name, n) for name, text in texts.items() for n in forbidden if n in text}
     assert not leaks, sorted(leaks)[:10]

@@ -43,6 +43,13 @@ PHI_SENTINELS = {
 PHI_FOLDER = "ZZDOE^JANE_MRN99887766"
 """A patient-named sub-folder planted below the studies root."""
 
+CODED_SENTINELS = {
+    "PhotometricInterpretation": "ZZCODED PHOTO",
+    "Modality": "ZZCODEDMOD",
+    "VOILUTFunction": "ZZCODEDVOI",
+}
+"""Text planted in coded attributes, which messages and records may name only as defined terms."""
+
 
 def tiny_reference_onnx(path: Path) -> Path:
     """A real ONNX model with the reference spec's inputs and outputs (needs the onnx package)."""
@@ -139,6 +146,22 @@ def make_error_study(root: Path) -> str:
     data = target.read_bytes()
     target.write_bytes(data[: len(data) - len(ds.PixelData) // 2])
     return str(ds.StudyInstanceUID)
+
+
+def plant_coded_sentinels(patients: list[Path]) -> None:
+    """Junk in coded attributes: the first patient's X-ray gets a PhotometricInterpretation and
+    its MR a Modality that are no defined terms; the second patient's X-ray a VOILUTFunction."""
+    targets = (
+        (patients[0], {"CR", "DX"}, "PhotometricInterpretation"),
+        (patients[0], {"MR"}, "Modality"),
+        (patients[1], {"CR", "DX"}, "VOILUTFunction"),
+    )
+    for patient, modalities, keyword in targets:
+        for path in sorted(p for p in patient.rglob("*") if p.is_file()):
+            if modality_of(path) in modalities:
+                ds = pydicom.dcmread(path)
+                setattr(ds, keyword, CODED_SENTINELS[keyword])
+                ds.save_as(path)
 
 
 def modality_of(path: Path) -> str | None:

@@ -14,8 +14,8 @@ import pytest
 
 from helpers import screening_fixtures as fx
 from medfuse.errors import BundleError, DicomError, UsageError
-from medfuse.runtime.results_io import read_results
-from medfuse.runtime.screening import ScreeningSummary, redact, screen_studies
+from medfuse.runtime.results import read_results, redact
+from medfuse.runtime.screening import ScreeningSummary, screen_studies
 
 N_PATIENTS = 4
 
@@ -59,7 +59,7 @@ def test_every_study_is_recorded_once_under_its_hmac_key(
     _summary, out = first_run
     secret = fx.read_secret(secret_file)
     expected = {fx.expected_key(uid, secret) for uid in fx.study_uids(studies)}
-    keys = [r["study"] for r in read_results(out).records]
+    keys = [r.study for r in read_results(out).records]
     assert len(keys) == len(expected) == N_PATIENTS + 1
     assert set(keys) == expected
 
@@ -75,32 +75,39 @@ def test_ok_records_carry_probabilities_severity_modalities_timing_model(
         if mod:
             uid = str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
             modalities.setdefault(fx.expected_key(uid, secret), set()).add(mod)
-    ok = [r for r in read_results(out).records if r["status"] == "ok"]
+    ok = [r for r in read_results(out).records if r.ok]
     assert len(ok) == N_PATIENTS
     for rec in ok:
-        diag = rec["outputs"]["diagnosis"]
-        probs = diag["probabilities"]
+        diag = rec.outputs["diagnosis"]
+        probs = {k: float(v or 0.0) for k, v in diag.probabilities.items()}
         assert list(probs) == ["normal", "cyst", "tumor", "calcification"]
         assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
-        assert diag["top"] == max(probs, key=probs.__getitem__)
-        assert diag["probability"] == pytest.approx(probs[diag["top"]])
-        assert isinstance(rec["outputs"]["severity"]["value"], float)
-        assert set(rec["modalities"]["used"]) == modalities[rec["study"]]
-        assert {"read", "preprocess", "inference", "total"} <= set(rec["timing_ms"])
-        assert {"name", "version", "variant", "backend"} <= set(rec["model"])
+        assert diag.top == max(probs, key=probs.__getitem__)
+        assert diag.probability == pytest.approx(probs[diag.top])
+        assert isinstance(rec.outputs["severity"].value, float)
+        assert set(rec.modalities_used) == modalities[rec.study or ""]
+        assert rec.provenance is not None and rec.provenance.rule_met
+        used = [u for u in rec.provenance.inputs.values() if u.present]
+        assert {u.modality for u in used} == modalities[rec.study or ""]
+        assert all(rec.provenance.note(u.series or 0).used_by for u in used)
+        assert {"read", "preprocess", "inference", "total"} <= set(rec.timing_ms)
+        assert rec.model.name and rec.model.version and rec.model.variant and rec.model.backend
 
 
 def test_a_failing_study_is_an_error_record_and_the_run_goes_on(
     first_run: tuple[ScreeningSummary, Path],
 ) -> None:
     summary, out = first_run
-    errors = [r for r in read_results(out).records if r["status"] == "error"]
+    errors = [r for r in read_results(out).records if r.status == "error"]
     assert len(errors) == 1
-    assert errors[0]["error"]["type"] == "CorruptDicomError"
-    assert errors[0]["error"]["message"]
-    assert "outputs" not in errors[0]
+    assert errors[0].error is not None and errors[0].error.type == "PixelDataLengthError"
+    assert "xr" in errors[0].error.message and not errors[0].outputs
+    assert [(r.input, r.code) for r in errors[0].reasons if r.code != "no_series"] == [
+        ("xr", "pixel_length")
+    ]
     assert summary.by_status == {"ok": N_PATIENTS, "error": 1}
-    assert summary.errors_by_type == {"CorruptDicomError": 1}
+    assert summary.errors_by_type == {"PixelDataLengthError": 1}
+    assert summary.reasons["xr: pixel_length"] == 1
 
 
 def test_summary_counts_classes_skipped_files_and_throughput(
@@ -122,16 +129,15 @@ def test_csv_mirrors_the_jsonl(first_run: tuple[ScreeningSummary, Path]) -> None
     with out.with_suffix(".csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     records = read_results(out).records
-    assert [r["study"] for r in rows] == [r["study"] for r in records]
+    assert [r["study"] for r in rows] == [r.study for r in records]
     for row, rec in zip(rows, records, strict=True):
-        assert row["status"] == rec["status"]
-        if rec["status"] == "ok":
-            assert row["top_class"] == rec["outputs"]["diagnosis"]["top"]
-            assert float(row["severity"]) == pytest.approx(
-                rec["outputs"]["severity"]["value"], rel=1e-5
-            )
+        assert row["status"] == rec.status
+        if rec.ok:
+            assert row["top_class"] == rec.top_class
+            assert float(row["severity"]) == pytest.approx(rec.severity, rel=1e-5)
+            assert row["inputs"] and not row["reasons"]
         else:
-            assert row["error_type"] == rec["error"]["type"]
+            assert row["error_type"] == rec.error_type and row["reasons"]
 
 
 def test_resume_skips_recorded_studies_and_drops_a_torn_line(
@@ -146,8 +152,8 @@ def test_resume_skips_recorded_studies_and_drops_a_torn_line(
     out = tmp_path / "partial.jsonl"
     out.write_text("".join(lines[:2]) + lines[2][:25])  # two records and a torn third
     summary = screen_studies(studies, out, bundle=bundle, resume=True, key_secret_file=secret_file)
-    keys = [r["study"] for r in read_results(out).records]
-    assert sorted(keys) == sorted(r["study"] for r in read_results(full).records)
+    keys = [r.study for r in read_results(out).records]
+    assert sorted(keys) == sorted(r.study for r in read_results(full).records)
     assert summary.already_done == 2 and summary.screened == len(lines) - 2
     assert summary.torn_bytes_dropped == 25
     assert all(json.loads(line) for line in out.read_text().splitlines())

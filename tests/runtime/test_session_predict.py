@@ -19,10 +19,16 @@ from pydicom.uid import generate_uid
 
 from helpers.onnx_bundles import fusion_bundle, fusion_model, fusion_reference, fusion_spec
 from medfuse.bundle import Bundle
-from medfuse.errors import StudyError
+from medfuse.errors import NoUsableInputError, StudyError
 from medfuse.runtime.dicom import Study, discover_studies
 from medfuse.runtime.preprocess import preprocess_study
-from medfuse.runtime.results import StudyFailure, StudyResult
+from medfuse.runtime.results import (
+    ModelInfo,
+    ResultRecord,
+    StudyFailure,
+    StudyNotUsable,
+    StudyResult,
+)
 from medfuse.runtime.session import Session
 
 SENTINEL = "SENTINEL^PHI"
@@ -116,16 +122,18 @@ def test_missing_optional_modality_gets_presence_zero(bundle: Bundle, studies: l
         result = session.predict(studies[1])
     _check(result, studies[1])
     assert result.present == ("ct",) and result.missing == ("mr",)
-    assert result.missing_modalities == ("MR",)
     feeds = _expected(studies[1])["feeds"]
     np.testing.assert_array_equal(feeds["presence"], [[1.0, 0.0]])
     assert not feeds["mr"].any()
-    assert result.to_dict()["modalities"] == {"used": ["CT"], "missing": ["MR"]}
+    record = ResultRecord.from_outcome("k", result, ModelInfo(name="m"))
+    assert record.to_json()["modalities"] == {"used": ["CT"], "missing": ["MR"]}
 
 
 def test_missing_required_modality_raises_in_predict(bundle: Bundle, studies: list[Study]) -> None:
-    with Session(bundle) as session, pytest.raises(StudyError):
+    with Session(bundle) as session, pytest.raises(NoUsableInputError) as info:
         session.predict(studies[2])
+    assert isinstance(info.value, StudyError)
+    assert info.value.provenance.inputs["ct"].reason == "no_series"
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -139,9 +147,10 @@ def test_predict_many_keeps_order_partial_batch_and_failures(
     assert [o.key for o in outcomes] == [s.key(secret) for s in studies]
     for outcome, study in zip(outcomes, studies, strict=True):
         if outcome.index == 2:
-            assert isinstance(outcome, StudyFailure)
-            assert outcome.error_type == "StudyError" and outcome.stage == "preprocess"
-            assert "ct" in outcome.message
+            assert isinstance(outcome, StudyNotUsable)
+            assert outcome.status == "no_usable_input" and outcome.error is None
+            assert not outcome.provenance.rule_met
+            assert outcome.provenance.inputs["ct"].reason == "no_series"
         else:
             assert isinstance(outcome, StudyResult)
             _check(outcome, study)
@@ -153,7 +162,12 @@ def test_outcomes_serialise_without_phi(
     bundle: Bundle, studies: list[Study], studies_root: Path
 ) -> None:
     with Session(bundle) as session:
-        text = json.dumps([o.to_dict() for o in session.predict_many(studies, batch_size=4)])
+        text = json.dumps(
+            [
+                ResultRecord.from_outcome(o.key, o, session.info.model_info()).to_json()
+                for o in session.predict_many(studies, batch_size=4)
+            ]
+        )
     assert SENTINEL.split("^")[0] not in text
     assert str(studies_root) not in text
     for study in studies:

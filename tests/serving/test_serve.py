@@ -113,7 +113,7 @@ def test_study_endpoint_gives_the_medfuse_run_record(
     server: dict[str, Any], bundle: Path, studies: Path, workspace: Path, protocol: str
 ) -> None:
     from medfuse.runtime.dicom import discover_studies
-    from medfuse.runtime.screening import _model_info, make_record
+    from medfuse.runtime.results import ResultRecord
     from medfuse.runtime.session import Session
 
     payloads = _payloads(studies, workspace / "payloads")
@@ -127,14 +127,14 @@ def test_study_endpoint_gives_the_medfuse_run_record(
     found = discover_studies(studies).studies
     with Session(bundle) as session:
         outcomes = list(session.predict_many(found, batch_size=2, workers=0))
-        model = _model_info(session)
+        model = session.info.model_info()
     assert len(records) == len(found) == 4
     for study, outcome, got in zip(found, outcomes, records, strict=True):
-        want = make_record(study.key(secret), outcome, model)
+        want = ResultRecord.from_outcome(study.key(secret), outcome, model).to_json()
         assert got["study"] == fixtures.expected_key(study.uid, secret)
-        assert {k: got[k] for k in ("study", "status", "modalities", "model")} == {
-            k: want[k] for k in ("study", "status", "modalities", "model")
-        }
+        # the served record is the one medfuse run writes: what it rests on included
+        keys = ("schema", "study", "status", "modalities", "provenance", "warnings", "model")
+        assert {k: got[k] for k in keys} == {k: want[k] for k in keys}
         for name, out in want["outputs"].items():
             g = got["outputs"][name]
             assert g["kind"] == out["kind"]
@@ -224,6 +224,7 @@ def test_corrupt_studies_get_phi_free_errors_and_the_server_goes_on(
             "DicomError",
             "CorruptDicomError",
             "NotDicomError",
+            "PixelDataLengthError",
             "StudyError",
         }
         assert r["error"]["message"]

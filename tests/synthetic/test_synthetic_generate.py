@@ -16,7 +16,7 @@ from pydicom.pixels.processing import apply_modality_lut
 from pydicom.uid import UID, RLELossless
 
 from medfuse.errors import UsageError
-from medfuse.runtime.keys import load_or_create_secret, study_key
+from medfuse.runtime.results.keys import load_or_create_secret, study_key
 from medfuse.synthetic import (
     DIAGNOSES,
     KEY_FILE,

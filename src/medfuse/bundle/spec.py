@@ -422,7 +422,13 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model's name, version, inputs and outputs — everything a device needs besides weights."""
+    """A model's name, version, inputs and outputs — everything a device needs besides weights.
+
+    The **presence rule** says when a study may be given a result at all: every image input
+    marked ``required`` must be filled from a series, and at least ``min_present`` image inputs
+    in all (default 1: a diagnosis never rests on no image). A study that does not meet it gets
+    the status ``no_usable_input`` and no outputs.
+    """
 
     name: str
     version: str
@@ -430,6 +436,7 @@ class ModelSpec:
     outputs: tuple[OutputSpec, ...]
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    min_present: int = 1
 
     def __post_init__(self) -> None:
         if not self.inputs or not self.outputs:
@@ -438,6 +445,12 @@ class ModelSpec:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ManifestError(f"model spec: tensor names must be unique, repeated: {dup}")
+        n_images = len(self.image_inputs)
+        if n_images and not 1 <= self.min_present <= n_images:
+            raise ManifestError(
+                f"model spec: min_present {self.min_present} must be between 1 and the number "
+                f"of image inputs ({n_images}); a result may never rest on no image"
+            )
         presence = [i for i in self.inputs if i.role == "presence"]
         if len(presence) > 1:
             raise ManifestError("model spec: at most one presence input is allowed")
@@ -456,6 +469,11 @@ class ModelSpec:
     def presence_input(self) -> InputSpec | None:
         """The presence-mask input, if the model has one."""
         return next((i for i in self.inputs if i.role == "presence"), None)
+
+    @property
+    def required_inputs(self) -> tuple[str, ...]:
+        """Names of the image inputs marked ``required``."""
+        return tuple(i.name for i in self.image_inputs if i.required)
 
     def input(self, name: str) -> InputSpec:
         """The input called ``name``."""
@@ -479,6 +497,7 @@ class ModelSpec:
             "inputs": [i.to_dict() for i in self.inputs],
             "outputs": [o.to_dict() for o in self.outputs],
             "extra": dict(self.extra),
+            "min_present": self.min_present,
         }
 
     @classmethod
@@ -499,4 +518,5 @@ class ModelSpec:
                 OutputSpec.from_dict(x, f"{where}.outputs[{i}]") for i, x in enumerate(outputs)
             ),
             extra=dict(extra),
+            min_present=_int(_get(d, "min_present", where, 1), f"{where}.min_present"),
         )

@@ -28,8 +28,8 @@ from numpy.typing import NDArray
 from medfuse.bundle.spec import ModelSpec
 from medfuse.errors import CalibrationError, DicomError, PreprocessingError, StudyError
 from medfuse.runtime.dicom import Study, discover_studies
-from medfuse.runtime.keys import load_or_create_secret, study_key
 from medfuse.runtime.preprocess import preprocess_study
+from medfuse.runtime.results.keys import load_or_create_secret, study_key
 
 __all__ = [
     "CALIBRATION_SECRET",

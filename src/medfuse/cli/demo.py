@@ -20,9 +20,12 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medfuse.errors import UsageError
+
+if TYPE_CHECKING:
+    from medfuse.runtime.results import ResultRecord
 
 __all__ = ["cache_root", "configure", "ensure_demo_studies", "run"]
 
@@ -102,7 +105,7 @@ def ensure_demo_studies(folder: Path, studies: int) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Run ``medfuse demo``."""
     from medfuse.cli.run import progress_bar
-    from medfuse.runtime.results_io import read_results
+    from medfuse.runtime.results import read_results
     from medfuse.runtime.screening import screen_studies
 
     if not 1 <= args.studies <= 1000:
@@ -128,7 +131,11 @@ def run(args: argparse.Namespace) -> int:
     records = list(read_results(jsonl).records)
     data = summary.to_dict()
     if args.json:
-        payload = {"studies_dir": str(studies), "summary": data, "results": records}
+        payload = {
+            "studies_dir": str(studies),
+            "summary": data,
+            "results": [r.to_json() for r in records],
+        }
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
         _print(records, data, studies, severity_in_ml=_severity_is_log1p_ml(args.bundle))
@@ -144,7 +151,7 @@ def _severity_is_log1p_ml(bundle: str | None) -> bool:
 
 
 def _print(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[ResultRecord],
     data: Mapping[str, Any],
     studies: Path,
     *,
@@ -152,8 +159,6 @@ def _print(
 ) -> None:
     from rich.console import Console
     from rich.table import Table
-
-    from medfuse.runtime.results_io import summary_fields
 
     model = data.get("model") or {}
     table = Table(
@@ -170,18 +175,18 @@ def _print(
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for rec in records:
-        row = summary_fields(rec)
-        mods = rec.get("modalities") or {}
-        timing = rec.get("timing_ms") or {}
-        latency = timing.get("total", sum(v for v in timing.values() if isinstance(v, int | float)))
-        pred = row["top_class"] or f"error: {row['error_type']}"
+        timing = rec.timing_ms
+        latency = timing.get("total", sum(timing.values()))
+        pred = rec.top_class or (
+            f"error: {rec.error_type}" if rec.status == "error" else rec.status
+        )
         table.add_row(
-            str(row["study"])[:10] + "…",
+            str(rec.study)[:10] + "…",
             pred,
-            "" if row["probability"] is None else f"{row['probability']:.2f}",
-            _severity_cell(row["severity"], severity_in_ml),
-            ", ".join(mods.get("used") or ()) or "-",
-            ", ".join(mods.get("missing") or ()) or "-",
+            "" if rec.probability is None else f"{rec.probability:.2f}",
+            _severity_cell(rec.severity, severity_in_ml),
+            ", ".join(rec.modalities_used) or "-",
+            ", ".join(rec.modalities_missing) or "-",
             f"{latency:.0f}",
         )
     console = Console()

@@ -37,6 +37,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("inspect", "show a bundle's manifest", module="medfuse.cli.inspect"),
     Verb("quantize", "make INT8 / FP16 variants behind an accuracy gate", "medfuse.cli.quantize"),
     Verb("build", "build a TensorRT engine for this device", "medfuse.cli.build"),
+    Verb("scan", "dry run: which series each study would feed, and why not", "medfuse.cli.scan"),
     Verb("run", "screen a folder of DICOM studies offline", "medfuse.cli.run"),
     Verb("demo", "run the shipped model on synthetic studies", "medfuse.cli.demo"),
     Verb("bench", "measure latency per device", module="medfuse.cli.bench"),

@@ -110,7 +110,7 @@ def progress_bar(what: str) -> Iterator[Callable[[Any], None]]:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:.2f} studies/s"),
-        TextColumn("{task.fields[errors]} errors"),
+        TextColumn("{task.fields[unusable]} no input · {task.fields[errors]} errors"),
         TimeElapsedColumn(),
         console=Console(stderr=True),
     )
@@ -119,9 +119,14 @@ def progress_bar(what: str) -> Iterator[Callable[[Any], None]]:
     def update(p: Any) -> None:
         if not task:
             progress.start()
-            task.append(progress.add_task(what, total=p.total, rate=0.0, errors=0))
+            task.append(progress.add_task(what, total=p.total, rate=0.0, errors=0, unusable=0))
         progress.update(
-            task[0], total=p.total, completed=p.done, rate=p.studies_per_s, errors=p.errors
+            task[0],
+            total=p.total,
+            completed=p.done,
+            rate=p.studies_per_s,
+            errors=p.errors,
+            unusable=p.not_usable,
         )
 
     try:
@@ -132,7 +137,8 @@ def progress_bar(what: str) -> Iterator[Callable[[Any], None]]:
 
 
 def summary_tables(data: Mapping[str, Any]) -> list[Any]:
-    """Rich tables of a screening summary: results by status and class, skipped files, throughput."""
+    """Rich tables of a screening summary: results by status and class, reasons, warnings,
+    skipped files, throughput."""
     from rich.table import Table
 
     counts = Table(title="results", show_header=True)
@@ -145,6 +151,20 @@ def summary_tables(data: Mapping[str, Any]) -> list[Any]:
     for etype, n in sorted(data["errors_by_type"].items()):
         counts.add_row(f"error {etype}", str(n))
     tables = [counts]
+    if data.get("reasons"):
+        reasons = Table(title="why studies got no result (input: reason)", show_header=True)
+        reasons.add_column("input: reason")
+        reasons.add_column("studies", justify="right")
+        for what, n in data["reasons"].items():
+            reasons.add_row(what, str(n))
+        tables.append(reasons)
+    if data.get("warnings"):
+        warned = Table(title="warnings", show_header=True)
+        warned.add_column("code")
+        warned.add_column("studies", justify="right")
+        for code, n in sorted(data["warnings"].items()):
+            warned.add_row(code, str(n))
+        tables.append(warned)
     if data["skipped_files"]:
         skipped = Table(title="files skipped", show_header=True)
         skipped.add_column("reason")

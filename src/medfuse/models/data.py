@@ -7,7 +7,7 @@ a relative rounding of at most 2**-11, far below what the network resolves), nam
 of the spec's recipes and the study keys, never by anything from the DICOM files.
 
 Labels come from the folder's ``labels.csv`` (``study,diagnosis,severity,modalities``) keyed
-by :func:`medfuse.runtime.keys.study_key` with the secret in ``labels.key``, as
+by :func:`medfuse.runtime.results.keys.study_key` with the secret in ``labels.key``, as
 ``medfuse synth`` writes them.
 """
 
@@ -28,8 +28,8 @@ from numpy.typing import NDArray
 from medfuse.bundle.spec import ModelSpec
 from medfuse.errors import DicomError, PreprocessingError, StudyError, UsageError
 from medfuse.runtime.dicom import discover_studies
-from medfuse.runtime.keys import load_or_create_secret
 from medfuse.runtime.preprocess import preprocess_study
+from medfuse.runtime.results.keys import load_or_create_secret
 
 __all__ = ["LABELS_CSV", "LABELS_KEY", "StudySet", "load_labels", "prepare_studies"]
 

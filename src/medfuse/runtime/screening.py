@@ -8,36 +8,42 @@ The Python API behind ``medfuse run``::
 Steps: discover studies (any nesting, non-DICOM ignored) → key each study pseudonymously
 (HMAC-SHA256 of its StudyInstanceUID with a per-deployment secret) → skip the keys already in the
 results file when resuming → :meth:`Session.predict_many` (a bounded pipeline that overlaps
-reading and preprocessing with inference) → one durable JSON line per study → CSV mirror and a
-summary. A study that fails becomes an ``"error"`` record and the run goes on.
+reading and preprocessing with inference) → one durable :class:`ResultRecord` line per study →
+CSV mirror and a summary. A study is ``ok`` only when the model's presence rule is met;
+``no_usable_input`` (nothing the model can use) and ``error`` records carry the reasons, and the
+run goes on.
 
-Privacy: a record holds the study key, the model's outputs, modality names, timings, the model's
-identity and, on error, the error type and a message. Error messages are PHI-free by contract;
-as a second line of defence every UID and file path of the failing study is redacted from them.
-Nothing here opens a network connection.
+Privacy: a record holds the study key, the model's outputs, the PHI-free provenance (series
+ordinals, defined-term modalities, counts), timings, the model's identity and, on error, the
+error type and a redacted message (:mod:`medfuse.runtime.results.redaction`). Nothing here opens
+a network connection.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medfuse.errors import DicomError, UsageError
-from medfuse.runtime.keys import load_or_create_secret
-from medfuse.runtime.results_io import (
+from medfuse.runtime.results import (
+    ModelInfo,
+    ResultRecord,
     ResultsWriter,
     check_output,
+    load_or_create_secret,
     read_results,
-    summary_fields,
     write_csv,
 )
+
+if TYPE_CHECKING:
+    from medfuse.runtime.dicom import Discovery, Study
+    from medfuse.runtime.session import Session
 
 __all__ = [
     "DEFAULT_SECRET_FILE",
@@ -45,9 +51,10 @@ __all__ = [
     "ScreeningProgress",
     "ScreeningSummary",
     "default_secret_file",
-    "make_record",
-    "redact",
+    "discover_or_explain",
+    "reason_counts",
     "screen_studies",
+    "secret_from",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,13 @@ def default_secret_file() -> Path:
     return Path(env).expanduser() if env else DEFAULT_SECRET_FILE.expanduser()
 
 
+def secret_from(key_secret_file: str | Path | None) -> bytes:
+    """The study-key secret from ``key_secret_file`` (default :func:`default_secret_file`)."""
+    return load_or_create_secret(
+        Path(key_secret_file).expanduser() if key_secret_file else default_secret_file()
+    )
+
+
 @dataclass(frozen=True)
 class ScreeningProgress:
     """Where a run stands, passed to the ``progress`` callback after every study."""
@@ -72,6 +86,7 @@ class ScreeningProgress:
     ok: int
     errors: int
     elapsed_s: float
+    not_usable: int = 0
 
     @property
     def studies_per_s(self) -> float:
@@ -83,11 +98,14 @@ class ScreeningProgress:
 class ScreeningSummary:
     """The outcome of a screening run.
 
-    Counts ``by_status``, ``by_class`` and ``errors_by_type`` cover the whole results file (so
-    they are complete after a resumed run); ``screened``, ``elapsed_s`` and ``studies_per_s``
-    cover this run only (from the first batch to the last record, without discovery and the
-    session's start, which ``discovery_s`` and ``session_open_s`` give). ``timing_ms_mean`` is the mean per-study time of each stage over this
-    run's successful studies. ``skipped_files`` counts the files discovery set aside, by reason.
+    Counts ``by_status``, ``by_class``, ``errors_by_type``, ``reasons`` and ``warnings`` cover
+    the whole results file (so they are complete after a resumed run); ``screened``,
+    ``elapsed_s`` and ``studies_per_s`` cover this run only (from the first batch to the last
+    record, without discovery and the session's start, which ``discovery_s`` and
+    ``session_open_s`` give). ``timing_ms_mean`` is the mean per-study time of each stage over
+    this run's ``ok`` studies. ``skipped_files`` counts the files discovery set aside, by reason.
+    ``reasons`` counts, over the studies without a result, why each input was empty
+    (``"ct: too_few_frames"`` → studies); ``warnings`` counts warning codes over all studies.
     """
 
     results_jsonl: str
@@ -103,10 +121,12 @@ class ScreeningSummary:
     elapsed_s: float
     studies_per_s: float
     timing_ms_mean: Mapping[str, float]
-    model: Mapping[str, Any] = field(default_factory=dict)
+    model: ModelInfo = field(default_factory=ModelInfo)
     torn_bytes_dropped: int = 0
     discovery_s: float = 0.0
     session_open_s: float = 0.0
+    reasons: Mapping[str, int] = field(default_factory=dict)
+    warnings: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -125,12 +145,14 @@ class ScreeningSummary:
             "by_status": dict(self.by_status),
             "by_class": dict(self.by_class),
             "errors_by_type": dict(self.errors_by_type),
+            "reasons": dict(self.reasons),
+            "warnings": dict(self.warnings),
             "skipped_files": dict(self.skipped_files),
             "files_seen": self.files_seen,
             "elapsed_s": round(self.elapsed_s, 3),
             "studies_per_s": round(self.studies_per_s, 3),
             "timing_ms_mean": {k: round(v, 3) for k, v in self.timing_ms_mean.items()},
-            "model": dict(self.model),
+            "model": self.model.to_json(),
             "torn_bytes_dropped": self.torn_bytes_dropped,
             "discovery_s": round(self.discovery_s, 3),
             "session_open_s": round(self.session_open_s, 3),
@@ -203,15 +225,12 @@ def screen_studies(
     check_output(out_path, resume=resume)
     if csv_path is not None and Path(csv_path).resolve() == out_path.resolve():
         raise UsageError("--csv and --out name the same file; give the CSV its own name")
-    secret = load_or_create_secret(
-        Path(key_secret_file).expanduser() if key_secret_file else default_secret_file()
-    )
+    secret = secret_from(key_secret_file)
 
     t0 = time.perf_counter()
-    discovery = _discover(root)
+    discovery = discover_or_explain(root)
     discovery_s = time.perf_counter() - t0
     studies = list(discovery.studies)
-    skipped = {str(k): int(v) for k, v in discovery.skipped.items()}
 
     existing = read_results(out_path) if resume else None
     done = existing.keys if existing else frozenset()
@@ -222,7 +241,7 @@ def screen_studies(
         len(studies) - len(pending),
     )
 
-    model: dict[str, Any] = {}
+    model = ModelInfo()
     run = _RunCounts()
     session_open_s = 0.0
     if pending:
@@ -234,47 +253,57 @@ def screen_studies(
             bundle, backend=backend, precision=precision, device=device, threads=threads
         ) as session:
             session_open_s = time.perf_counter() - t0
-            model = _model_info(session)
+            model = session.info.model_info()
             with ResultsWriter(out_path, resume=resume) as writer:
                 run = _screen_pending(
-                    session, pending, writer, model, root, batch_size, workers, progress
+                    session, pending, writer, model, batch_size, workers, progress
                 )
     elif existing is not None and existing.torn_bytes:
         ResultsWriter(out_path, resume=True).open().close()  # repair the torn tail anyway
 
-    log_all = read_results(out_path)
+    records = read_results(out_path).records
     if csv_path is not None:
-        write_csv(log_all.records, Path(csv_path))
-    rows = [summary_fields(r) for r in log_all.records]
-    if not model and log_all.records:
-        model = dict(log_all.records[-1].get("model") or {})
+        write_csv(records, Path(csv_path))
+    if model == ModelInfo() and records:
+        model = records[-1].model
+    screened = run.ok + run.not_usable + run.errors
     return ScreeningSummary(
         results_jsonl=str(out_path),
         results_csv=None if csv_path is None else str(csv_path),
         studies_found=len(studies),
         already_done=len(studies) - len(pending),
-        screened=run.ok + run.errors,
-        by_status=dict(Counter(str(r["status"]) for r in rows)),
-        by_class=dict(Counter(str(r["top_class"]) for r in rows if r["top_class"] is not None)),
-        errors_by_type=dict(Counter(str(r["error_type"]) for r in rows if r["error_type"])),
-        skipped_files=skipped,
+        screened=screened,
+        by_status=dict(Counter(r.status for r in records)),
+        by_class=dict(Counter(r.top_class for r in records if r.top_class is not None)),
+        errors_by_type=dict(Counter(r.error_type for r in records if r.error_type)),
+        skipped_files={str(k): int(v) for k, v in discovery.skipped.items()},
         files_seen=int(discovery.files_seen),
         elapsed_s=run.elapsed_s,
-        studies_per_s=(run.ok + run.errors) / run.elapsed_s if run.elapsed_s > 0 else 0.0,
+        studies_per_s=screened / run.elapsed_s if run.elapsed_s > 0 else 0.0,
         timing_ms_mean={s: sum(v) / len(v) for s, v in run.stage_ms.items() if v},
         model=model,
         torn_bytes_dropped=existing.torn_bytes if existing else 0,
         discovery_s=discovery_s,
         session_open_s=session_open_s,
+        reasons=reason_counts(records),
+        warnings=dict(Counter(w.code for r in records for w in r.warnings)),
     )
 
 
-def _discover(root: Path) -> Any:
+def reason_counts(records: Iterable[ResultRecord]) -> dict[str, int]:
+    """``"input: code"`` → number of studies without a result whose input was empty for it."""
+    counts = Counter(f"{r.input}: {r.code}" for rec in records for r in rec.reasons)
+    return dict(counts.most_common())
+
+
+def discover_or_explain(
+    root: Path, progress: Callable[[int, int], None] | None = None
+) -> Discovery:
     """Discover the studies under ``root``; no study at all is a :class:`DicomError`."""
     from medfuse.runtime.dicom import discover_studies
 
     t0 = time.perf_counter()
-    discovery = discover_studies(root)
+    discovery = discover_studies(root, progress=progress)
     log.info(
         "discovery: %d studies from %d files in %.1f s",
         len(discovery.studies),
@@ -293,17 +322,17 @@ def _discover(root: Path) -> Any:
 @dataclass
 class _RunCounts:
     ok: int = 0
+    not_usable: int = 0
     errors: int = 0
     elapsed_s: float = 0.0
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in _STAGES})
 
 
 def _screen_pending(
-    session: Any,
-    pending: Sequence[tuple[str, Any]],
+    session: Session,
+    pending: Sequence[tuple[str, Study]],
     writer: ResultsWriter,
-    model: Mapping[str, Any],
-    root: Path,
+    model: ModelInfo,
     batch_size: int,
     workers: int,
     progress: Callable[[ScreeningProgress], None] | None,
@@ -313,145 +342,32 @@ def _screen_pending(
     if progress is not None:
         progress(ScreeningProgress(0, len(pending), 0, 0, 0.0))
     start = time.perf_counter()
-    results = session.predict_many((s for _k, s in pending), batch_size=batch_size, workers=workers)
-    for (key, study), result in zip(pending, results, strict=True):
-        record = make_record(key, result, model, study=study, root=root)
+    outcomes = session.predict_many(
+        (s for _k, s in pending), batch_size=batch_size, workers=workers
+    )
+    for (key, _study), outcome in zip(pending, outcomes, strict=True):
+        record = ResultRecord.from_outcome(key, outcome, model)
         writer.write(record)
-        if record["status"] == "ok":
+        if record.ok:
             run.ok += 1
             for stage in _STAGES:
-                v = record["timing_ms"].get(stage)
+                v = record.timing_ms.get(stage)
                 if v is not None:
                     run.stage_ms[stage].append(float(v))
+        elif record.status == "no_usable_input":
+            run.not_usable += 1
         else:
             run.errors += 1
         run.elapsed_s = time.perf_counter() - start
         if progress is not None:
             progress(
                 ScreeningProgress(
-                    run.ok + run.errors, len(pending), run.ok, run.errors, run.elapsed_s
+                    run.ok + run.not_usable + run.errors,
+                    len(pending),
+                    run.ok,
+                    run.errors,
+                    run.elapsed_s,
+                    run.not_usable,
                 )
             )
     return run
-
-
-def _model_info(session: Any) -> dict[str, Any]:
-    """name, version, variant, backend of a session (whatever ``session.info`` offers)."""
-    info = getattr(session, "info", None)
-    if info is None:
-        return {}
-    raw = info.to_dict() if hasattr(info, "to_dict") else dict(vars(info))
-    return {
-        k: raw[k]
-        for k in ("name", "version", "variant", "backend", "device")
-        if raw.get(k) is not None
-    }
-
-
-def make_record(
-    key: str,
-    result: Any,
-    model: Mapping[str, Any],
-    *,
-    study: Any = None,
-    root: Path | None = None,
-) -> dict[str, Any]:
-    """The JSONL record of one study from a ``StudyResult`` or ``StudyFailure``.
-
-    Keys: ``study``, ``status`` (``"ok"`` / ``"error"``), ``outputs``, ``modalities``
-    (``used`` / ``missing``), ``timing_ms``, ``model`` and, on error, ``error``
-    (``type``, ``message``). The message is redacted of the study's UIDs and file paths.
-    """
-    raw: dict[str, Any] = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    status = "ok" if raw.get("status") == "ok" else "error"
-    record: dict[str, Any] = {"study": key, "status": status}
-    if status == "ok":
-        record["outputs"] = {
-            str(name): _output(out) for name, out in (raw.get("outputs") or {}).items()
-        }
-    modalities = raw.get("modalities") or {}
-    record["modalities"] = {
-        "used": [str(m) for m in modalities.get("used") or ()],
-        "missing": [str(m) for m in modalities.get("missing") or ()],
-    }
-    timing = {
-        str(k): round(float(v), 3) for k, v in (raw.get("timing_ms") or {}).items() if _finite(v)
-    }
-    if status == "ok" and "total" not in timing:
-        # The study's own compute: its preprocessing worker call plus its share of inference.
-        timing["total"] = round(timing.get("prepare", 0.0) + timing.get("inference", 0.0), 3)
-    record["timing_ms"] = timing
-    record["model"] = dict(model)
-    if status != "ok":
-        err = raw.get("error") or {}
-        if not isinstance(err, Mapping):
-            err = {"type": "Error", "message": str(err)}
-        record["error"] = {
-            "type": str(err.get("type") or "Error"),
-            "message": redact(str(err.get("message") or ""), study=study, root=root),
-        }
-        if err.get("stage"):
-            record["error"]["stage"] = str(err["stage"])
-    return record
-
-
-def _output(out: Mapping[str, Any]) -> dict[str, Any]:
-    """One output of a session result → labels with probabilities, or values."""
-    values = [round(float(v), 6) if _finite(v) else None for v in out.get("values") or ()]
-    kind = str(out.get("kind") or "regression")
-    if kind == "classification":
-        labels = [str(x) for x in out.get("labels") or ()] or [str(i) for i in range(len(values))]
-        top = out.get("top_label")
-        score = out.get("top_score")
-        return {
-            "kind": kind,
-            "top": None if top is None else str(top),
-            "probability": round(float(score), 6)
-            if isinstance(score, int | float) and _finite(score)
-            else None,
-            "probabilities": dict(zip(labels, values, strict=False)),
-        }
-    if len(values) == 1:
-        return {"kind": kind, "value": values[0]}
-    return {"kind": kind, "values": values}
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, int | float) and math.isfinite(float(v))
-
-
-def redact(message: str, *, study: Any = None, root: Path | None = None) -> str:
-    """Remove the study's UIDs and any input path (absolute, relative, long names) from ``message``."""
-    if not message:
-        return message
-    needles: set[str] = set()
-    if root is not None:
-        needles.update({str(root), str(Path(root).resolve())})
-    if study is not None:
-        needles.add(str(getattr(study, "uid", "") or ""))
-        for series in getattr(study, "series", ()):
-            needles.add(str(getattr(series, "uid", "") or ""))
-            needles.add(str(getattr(series, "frame_of_reference_uid", "") or ""))
-            for inst in getattr(series, "instances", ()):
-                needles.add(str(getattr(inst, "sop_instance_uid", "") or ""))
-                path = getattr(inst, "path", None)
-                if path is not None:
-                    needles.update(_path_needles(Path(path), root))
-    for needle in sorted((n for n in needles if len(n) >= 4), key=len, reverse=True):
-        message = message.replace(needle, "[redacted]")
-    return message
-
-
-def _path_needles(path: Path, root: Path | None) -> Sequence[str]:
-    """A file's absolute path, its path relative to the root, and its longer name parts."""
-    out = [str(path)]
-    rel: Iterable[str] = path.parts
-    if root is not None:
-        try:
-            relative = path.relative_to(root)
-        except ValueError:
-            relative = path
-        out.append(str(relative))
-        rel = relative.parts
-    out.extend(p for p in rel if len(p) >= 8)
-    return out

@@ -37,6 +37,7 @@ from medfuse.errors import (
     BackendError,
     IncompatibleBundleError,
     MedfuseError,
+    NoUsableInputError,
     PreprocessingError,
     StudyError,
     UsageError,
@@ -48,18 +49,22 @@ from medfuse.runtime.results import (
     OutputResult,
     SessionInfo,
     StudyFailure,
+    StudyNotUsable,
     StudyOutcome,
     StudyResult,
+    error_info,
+    fault_error,
 )
 
 if TYPE_CHECKING:  # importing medfuse.runtime.dicom pulls in pydicom; only predict needs it
     from medfuse.runtime.dicom.study import Study
+    from medfuse.runtime.preprocess import PreparedStudy
 
 __all__ = ["Session"]
 
 logger = logging.getLogger(__name__)
 
-Preprocessor = Callable[["Study", ModelSpec, Mapping[str, NDArray[np.float32]]], Any]
+Preprocessor = Callable[["Study", ModelSpec, Mapping[str, NDArray[np.float32]]], "PreparedStudy"]
 
 
 class _OnnxFile:
@@ -93,7 +98,7 @@ def _open_bundle(bundle: Any) -> Any:
 class _Row:
     """One study's preprocessing outcome (never raises across threads)."""
 
-    prepared: Any = None
+    prepared: PreparedStudy | None = None
     error: BaseException | None = None
     preprocess_ms: float = 0.0
 
@@ -261,9 +266,11 @@ class Session:
 
         Raises
         ------
-        StudyError, DicomError, PreprocessingError
-            The study cannot feed the model (unlike :meth:`predict_many`, which reports these
-            as :class:`StudyFailure` and goes on).
+        NoUsableInputError
+            The study does not meet the model's presence rule (its ``provenance`` says why).
+        PreprocessingError, BackendError
+            The study could not be run (unlike :meth:`predict_many`, which reports these as
+            outcomes and goes on).
         """
         if isinstance(study, str | os.PathLike):
             from medfuse.runtime.dicom import discover_studies
@@ -276,6 +283,17 @@ class Session:
                 )
             study = found[0]
         outcome = next(iter(self.predict_many([study], batch_size=1, workers=0)))
+        if isinstance(outcome, StudyNotUsable):
+            raise NoUsableInputError(
+                "the study does not meet the model's presence rule "
+                f"({outcome.provenance.rule.describe()}): "
+                + "; ".join(
+                    f"{name}: {use.reason}"
+                    for name, use in outcome.provenance.inputs.items()
+                    if not use.present
+                ),
+                outcome.provenance,
+            )
         if isinstance(outcome, StudyFailure):
             if outcome.exception is not None:
                 raise outcome.exception
@@ -298,9 +316,11 @@ class Session:
 
         Yields
         ------
-        StudyResult | StudyFailure
-            A per-study error (missing required modality, unreadable DICOM, …) becomes a
-            :class:`StudyFailure` with the error type and its PHI-free message; the run goes on.
+        StudyResult | StudyNotUsable | StudyFailure
+            ``StudyResult`` when the presence rule is met (with the provenance of its inputs);
+            ``StudyNotUsable`` when it is not (no outputs; the reasons per input, and the read
+            failure that caused it if any); ``StudyFailure`` for any other error, with its
+            PHI-free message. The run goes on after each.
         """
         spec = self._require_spec()
         lo, hi = self._backend.min_batch, self._backend.max_batch
@@ -389,29 +409,31 @@ class Session:
             except MedfuseError as exc:
                 run_error = exc
             infer_ms = (time.perf_counter() - t0) * 1e3
+        n = len(batch.studies)
         for r, (study, row) in enumerate(zip(batch.studies, rows, strict=True)):
             index = batch.start + r
             key = study.key(self._secret) if self._secret else None
-            if row.error is not None or run_error is not None:
-                err = row.error if row.error is not None else run_error
-                assert err is not None
-                stage = "preprocess" if row.error is not None else "inference"
-                yield _failure(index, key, err, stage)
+            if row.error is not None:
+                yield _unusable_or_failure(index, key, row.error, study, row.preprocess_ms)
                 continue
             prepared = row.prepared
-            missing = tuple(getattr(prepared, "missing", ()))
-            stages = dict(getattr(prepared, "timing_ms", {}) or {})
-            n = len(batch.studies)
+            assert prepared is not None
+            if run_error is not None:
+                yield StudyFailure(
+                    index=index,
+                    key=key,
+                    error=error_info(run_error, stage="inference", study=study),
+                    provenance=prepared.provenance,
+                    exception=run_error,
+                )
+                continue
             yield StudyResult(
                 index=index,
                 key=key,
                 outputs={o.name: OutputResult.from_row(o, outputs[o.name][r]) for o in spec.outputs},
-                present=tuple(getattr(prepared, "present", ())),
-                missing=missing,
-                modalities_used=dict(getattr(prepared, "modalities_used", {}) or {}),
-                missing_modalities=tuple(_modality(spec, m) for m in missing),
+                provenance=prepared.provenance,
                 timing_ms={
-                    **{k: float(v) for k, v in stages.items()},
+                    **{k: float(v) for k, v in prepared.timing_ms.items()},
                     "prepare": row.preprocess_ms,
                     "inference": infer_ms / n,
                     "inference_batch": infer_ms,
@@ -466,19 +488,6 @@ class Session:
         return str(sha) if sha else None
 
 
-def _modality(spec: ModelSpec, name: str) -> str:
-    """The modality an input takes (its name when the spec gives none)."""
-    try:
-        inp = spec.input(name)
-    except KeyError:
-        return name
-    if inp.modality:
-        return inp.modality
-    if inp.preprocessing is not None:
-        return "/".join(inp.preprocessing.selection.modalities)
-    return name
-
-
 def _take(it: Iterator[Study], n: int) -> list[Study]:
     out: list[Study] = []
     for item in it:
@@ -488,15 +497,21 @@ def _take(it: Iterator[Study], n: int) -> list[Study]:
     return out
 
 
-def _failure(index: int, key: str | None, exc: BaseException, stage: str) -> StudyFailure:
-    """A StudyFailure whose message is PHI-free: medfuse messages verbatim, others by type only."""
-    if isinstance(exc, MedfuseError):
-        message = str(exc)
-        error_type = type(exc).__name__
-    else:  # a library's message may quote file paths or header values: keep only the type
-        message = f"unexpected {type(exc).__name__} during {stage} (run with -v and report it)"
-        error_type = "InternalError"
-        logger.debug("study #%d: %s during %s", index, type(exc).__name__, stage)
+def _unusable_or_failure(
+    index: int, key: str | None, exc: BaseException, study: Study, prepare_ms: float
+) -> StudyNotUsable | StudyFailure:
+    """The outcome of a study whose preprocessing raised ``exc`` (PHI-free, redacted)."""
+    if isinstance(exc, NoUsableInputError):
+        return StudyNotUsable(
+            index=index,
+            key=key,
+            provenance=exc.provenance,
+            error=fault_error(exc.provenance),
+            timing_ms={"prepare": prepare_ms},
+        )
     return StudyFailure(
-        index=index, key=key, error_type=error_type, message=message, stage=stage, exception=exc
+        index=index,
+        key=key,
+        error=error_info(exc, stage="preprocess", study=study),
+        exception=exc,
     )

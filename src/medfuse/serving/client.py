@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse._deps import require
+from medfuse.bundle.spec import ModelSpec
 from medfuse.errors import UsageError
 from medfuse.serving.study import STUDY_RESULT, encode_study_folder
 
@@ -152,17 +153,69 @@ class ServeClient:
 
 
 def outputs_to_record(
-    spec: Any, outputs: Mapping[str, NDArray[Any]], *, key: str = "", row: int = 0
+    spec: ModelSpec, outputs: Mapping[str, NDArray[Any]], *, key: str = "", row: int = 0
 ) -> dict[str, Any]:
-    """The ``medfuse run`` record of one row of raw outputs (e.g. from the exported ensemble)."""
-    from medfuse.runtime.results import OutputResult, StudyResult
-    from medfuse.runtime.screening import make_record
+    """The ``medfuse run`` record of one row of an exported ensemble's outputs.
 
-    result = StudyResult(
-        index=row,
-        key=key or None,
-        outputs={
-            o.name: OutputResult.from_row(o, np.asarray(outputs[o.name])[row]) for o in spec.outputs
-        },
+    The ensemble returns the preprocessing's presence mask (:data:`PRESENCE_OUTPUT`) beside the
+    network's outputs; the record's provenance names the inputs that mask says were filled (the
+    series behind them are not known at this level). A row whose mask does not meet the model's
+    presence rule becomes ``no_usable_input`` without outputs.
+
+    Raises
+    ------
+    UsageError
+        The outputs lack the presence mask of a model that has one (a repository exported by an
+        older medfuse: export it again).
+    """
+    from medfuse.runtime.results import (
+        InputUse,
+        ModelInfo,
+        OutputRecord,
+        OutputResult,
+        PresenceRule,
+        Provenance,
+        ResultRecord,
     )
-    return make_record(key, result, {"name": spec.name, "version": spec.version})
+    from medfuse.serving.triton_repo import PRESENCE_OUTPUT
+
+    images = spec.image_inputs
+    if spec.presence_input is None:
+        mask = [1.0] * len(images)
+    elif PRESENCE_OUTPUT in outputs:
+        mask = [float(v) for v in np.asarray(outputs[PRESENCE_OUTPUT])[row].reshape(-1)]
+    else:
+        raise UsageError(
+            f"the outputs lack {PRESENCE_OUTPUT!r}, the presence mask a record rests on; export "
+            "the Triton repository again with this medfuse (medfuse export-triton)"
+        )
+    inputs = {
+        inp.name: InputUse(modality=inp.modality or inp.name, present=present > 0.5)
+        if present > 0.5
+        else InputUse(
+            modality=inp.modality or inp.name,
+            reason="no_series",
+            detail="not filled by preprocessing",
+        )
+        for inp, present in zip(images, mask, strict=True)
+    }
+    rule = PresenceRule(spec.min_present, spec.required_inputs)
+    provenance = Provenance(
+        inputs=inputs, rule=rule, rule_met=rule.met_by([n for n, u in inputs.items() if u.present])
+    )
+    model = ModelInfo(name=spec.name, version=spec.version)
+    if not provenance.rule_met:
+        return ResultRecord(key or None, "no_usable_input", model, provenance=provenance).to_json()
+    record = ResultRecord(
+        study=key or None,
+        status="ok",
+        model=model,
+        outputs={
+            o.name: OutputRecord.from_result(
+                OutputResult.from_row(o, np.asarray(outputs[o.name])[row])
+            )
+            for o in spec.outputs
+        },
+        provenance=provenance,
+    )
+    return record.to_json()

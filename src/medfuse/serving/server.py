@@ -6,7 +6,7 @@ Two models are served, both with Triton's dynamic batcher in front:
   manifest, batch axis dynamic); runs :meth:`Session.infer`;
 - ``<model>_study`` — ``study`` (BYTES ``[1]``, one study per request, format in
   :mod:`medfuse.serving.study`) in, ``result`` (BYTES ``[1]``: the JSON record ``medfuse run``
-  writes, via :func:`medfuse.runtime.screening.make_record`) out; a dynamic batch of studies is
+  writes, :class:`medfuse.runtime.results.ResultRecord`) out; a dynamic batch of studies is
   preprocessed in parallel and run in one inference call.
 
 Every study gets a record: one that cannot be read or fed to the model gets
@@ -94,13 +94,9 @@ def served_model_names(model_name: str) -> tuple[str, str]:
 
 
 def _secret(options: ServeOptions) -> bytes:
-    from medfuse.runtime.keys import load_or_create_secret
-    from medfuse.runtime.screening import default_secret_file
+    from medfuse.runtime.screening import secret_from
 
-    path = (
-        options.key_secret_file.expanduser() if options.key_secret_file else default_secret_file()
-    )
-    return load_or_create_secret(path)
+    return secret_from(options.key_secret_file)
 
 
 def _tensor_fn(session: Any) -> Callable[..., dict[str, NDArray[Any]]]:
@@ -115,7 +111,7 @@ def _study_fn(handler: StudyHandler) -> Callable[..., dict[str, NDArray[Any]]]:
     def infer(study: NDArray[Any]) -> dict[str, NDArray[Any]]:
         payloads = [bytes(x) for x in study.reshape(len(study), -1)[:, 0]]
         records = handler(payloads)
-        encoded = [json.dumps(r, ensure_ascii=False).encode("utf-8") for r in records]
+        encoded = [json.dumps(r.to_json(), ensure_ascii=False).encode("utf-8") for r in records]
         return {STUDY_RESULT: np.array(encoded, dtype=np.object_).reshape(-1, 1)}
 
     return infer

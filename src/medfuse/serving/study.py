@@ -19,8 +19,9 @@ of shape ``[1]`` per request. Three forms are accepted:
 File names inside a tar are never used: the files are written to a private temporary folder as
 ``00000.dcm``, ``00001.dcm``, … so no name from the client reaches the disk, a log or a message.
 
-Errors are PHI-free: :func:`safe_error` keeps a medfuse error's message (PHI-free by contract,
-then redacted of the study's UIDs and the temporary folder) and reduces any other exception to
+Errors are PHI-free: :func:`safe_error` applies the one redaction policy
+(:mod:`medfuse.runtime.results.redaction`): a medfuse error's message (PHI-free by contract, then
+redacted of the study's UIDs and the temporary folder) is kept, any other exception is reduced to
 its type.
 """
 
@@ -35,13 +36,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec
-from medfuse.errors import DicomError, MedfuseError, StudyError, UsageError
+from medfuse.errors import DicomError, MedfuseError, PreprocessingError, StudyError, UsageError
+
+if TYPE_CHECKING:
+    from medfuse.runtime.results import ResultRecord
+    from medfuse.runtime.session import Session
 
 __all__ = [
     "MAGIC",
@@ -223,18 +228,12 @@ def study_workdir() -> Iterator[Path]:
 def safe_error(
     exc: BaseException, *, study: Any = None, root: Path | None = None
 ) -> tuple[str, str]:
-    """``(error type, PHI-free message)`` for a failed study.
+    """``(error type, PHI-free message)`` for a failed study (the one redaction policy,
+    :func:`medfuse.runtime.results.redaction.error_info`)."""
+    from medfuse.runtime.results import error_info
 
-    A medfuse error keeps its message (redacted of the study's UIDs and the temporary folder);
-    any other exception is reported by type only, because a library's message may quote header
-    values or paths.
-    """
-    from medfuse.runtime.screening import redact
-
-    if isinstance(exc, MedfuseError):
-        return type(exc).__name__, redact(str(exc), study=study, root=root)
-    log.debug("study failed with %s", type(exc).__name__)
-    return "InternalError", f"unexpected {type(exc).__name__} while handling the study"
+    info = error_info(exc, stage="serve", study=study, root=root)
+    return info.type, info.message
 
 
 def preprocess_payloads(
@@ -267,9 +266,16 @@ def preprocess_payloads(
                 _kind, message = safe_error(
                     exc, study=None if decoded is None else decoded.study, root=folder
                 )
-                err = type(exc) if isinstance(exc, MedfuseError) else StudyError
-                raise err(f"study #{row + 1} of {n}: {message}") from None
+                raise _category(exc)(f"study #{row + 1} of {n}: {message}") from None
     return arrays
+
+
+def _category(exc: BaseException) -> type[MedfuseError]:
+    """The broad medfuse error class to re-raise ``exc``'s redacted message as."""
+    for cls in (DicomError, StudyError, PreprocessingError):
+        if isinstance(exc, cls):
+            return cls
+    return StudyError
 
 
 STUDY_RESULT = "result"
@@ -289,20 +295,17 @@ class StudyHandler:
         Preprocessing threads of ``predict_many``.
     """
 
-    def __init__(self, session: Any, secret: bytes, *, workers: int = 2) -> None:
-        from medfuse.runtime.screening import _model_info
-
+    def __init__(self, session: Session, secret: bytes, *, workers: int = 2) -> None:
         self.session = session
         self.secret = secret
         self.workers = workers
-        self.model = _model_info(session)
+        self.model = session.info.model_info()
 
-    def __call__(self, payloads: Sequence[bytes]) -> list[dict[str, Any]]:
+    def __call__(self, payloads: Sequence[bytes]) -> list[ResultRecord]:
         """One record per payload, in order; a bad payload becomes an ``"error"`` record."""
-        from medfuse.runtime.results import StudyFailure
-        from medfuse.runtime.screening import make_record
+        from medfuse.runtime.results import ResultRecord, error_info
 
-        records: list[dict[str, Any] | None] = [None] * len(payloads)
+        records: list[ResultRecord | None] = [None] * len(payloads)
         with study_workdir() as tmp:
             decoded: list[tuple[int, DecodedStudy]] = []
             for i, data in enumerate(payloads):
@@ -310,11 +313,12 @@ class StudyHandler:
                 try:
                     decoded.append((i, materialize_study(data, folder)))
                 except Exception as exc:
-                    kind, message = safe_error(exc, root=folder)
-                    failure = StudyFailure(index=i, key=None, error_type=kind, message=message)
-                    record = make_record("", failure, self.model, root=folder)
-                    record["study"] = None
-                    records[i] = record
+                    records[i] = ResultRecord(
+                        study=None,
+                        status="error",
+                        model=self.model,
+                        error=error_info(exc, stage="decode", root=folder),
+                    )
             if decoded:
                 outcomes = self.session.predict_many(
                     [d.study for _, d in decoded],
@@ -322,17 +326,8 @@ class StudyHandler:
                     workers=self.workers,
                 )
                 for (i, d), outcome in zip(decoded, outcomes, strict=True):
-                    if isinstance(outcome, StudyFailure) and outcome.exception is not None:
-                        kind, message = safe_error(outcome.exception, study=d.study, root=d.folder)
-                        outcome = StudyFailure(
-                            index=outcome.index,
-                            key=outcome.key,
-                            error_type=kind,
-                            message=message,
-                            stage=outcome.stage,
-                        )
-                    records[i] = make_record(
-                        d.study.key(self.secret), outcome, self.model, study=d.study, root=d.folder
+                    records[i] = ResultRecord.from_outcome(
+                        d.study.key(self.secret), outcome, self.model
                     )
         log.debug("answered %d studies (%d decoded)", len(payloads), len(decoded))
         return [r for r in records if r is not None]

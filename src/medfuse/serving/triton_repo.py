@@ -37,6 +37,7 @@ from medfuse.errors import BundleError, UsageError
 from medfuse.serving.pbtxt import Enum, format_pbtxt
 
 __all__ = [
+    "PRESENCE_OUTPUT",
     "STUDY_INPUT",
     "TritonExportOptions",
     "TritonRepository",
@@ -240,11 +241,27 @@ def preprocess_config(
     return config
 
 
+PRESENCE_OUTPUT = "inputs_present"
+"""The ensemble's extra output: the preprocessing's presence mask, so a client's record can say
+which image inputs a result rests on (:func:`medfuse.serving.client.outputs_to_record`)."""
+
+
 def ensemble_config(spec: ModelSpec, max_batch: int) -> dict[str, Any]:
-    """The ensemble ``<model>_study``: study bytes → preprocess → network → outputs."""
+    """The ensemble ``<model>_study``: study bytes → preprocess → network → outputs.
+
+    Besides the network's outputs it returns the preprocessing's presence mask as
+    :data:`PRESENCE_OUTPUT` (when the model has one).
+    """
     _, outputs = _io(spec)
     names_in = [i.name for i in spec.inputs]
     names_out = [o.name for o in spec.outputs]
+    presence = spec.presence_input
+    wire = {
+        n: (PRESENCE_OUTPUT if presence is not None and n == presence.name else f"pre_{n}")
+        for n in names_in
+    }
+    if presence is not None:
+        outputs = [*outputs, _tensor(PRESENCE_OUTPUT, presence.dtype, presence.sample_shape())]
     return {
         "name": f"{spec.name}_study",
         "platform": "ensemble",
@@ -257,12 +274,12 @@ def ensemble_config(spec: ModelSpec, max_batch: int) -> dict[str, Any]:
                     "model_name": f"{spec.name}_preprocess",
                     "model_version": -1,
                     "input_map": [{"key": STUDY_INPUT, "value": STUDY_INPUT}],
-                    "output_map": [{"key": n, "value": f"pre_{n}"} for n in names_in],
+                    "output_map": [{"key": n, "value": wire[n]} for n in names_in],
                 },
                 {
                     "model_name": spec.name,
                     "model_version": -1,
-                    "input_map": [{"key": n, "value": f"pre_{n}"} for n in names_in],
+                    "input_map": [{"key": n, "value": wire[n]} for n in names_in],
                     "output_map": [{"key": n, "value": n} for n in names_out],
                 },
             ]

@@ -35,7 +35,7 @@ from pydicom.uid import (
 )
 
 from medfuse.errors import UsageError
-from medfuse.runtime.keys import load_or_create_secret, study_key
+from medfuse.runtime.results.keys import load_or_create_secret, study_key
 from medfuse.synthetic.anatomy import DIAGNOSES
 from medfuse.synthetic.dicom_base import Equipment, SeriesContext, UidSource
 from medfuse.synthetic.identity import Identity, draw_identity

@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from medfuse.errors import CorruptDicomError, UnsupportedDicomError
+from medfuse.errors import CorruptDicomError, InconsistentSeriesError, UnsupportedDicomError
 from medfuse.runtime.dicom import (
     Discovery,
     discover_studies,
@@ -173,10 +173,9 @@ def test_inconsistent_slice_sizes(tmp_path: Path) -> None:
     ds.PixelData = np.zeros((4, 4), np.int16).tobytes()
     ds.save_as(victim)
     (series,) = discover_studies(tmp_path).studies[0].series
-    with pytest.raises(
-        CorruptDicomError, match=r"file #\d of the series is \d×\d but the first is \d×\d"
-    ):
+    with pytest.raises(InconsistentSeriesError, match=r"1 of 3 slices differ in size") as err:
         load_volume(series)
+    assert err.value.reason == "mixed_sizes"
 
 
 def test_enhanced_multiframe_volume_uses_plane_positions() -> None:
@@ -232,6 +231,7 @@ def test_public_api_is_complete() -> None:
     assert required <= set(api.__all__)
     assert all(hasattr(api, name) for name in api.__all__)
     public = {n for n in dir(api) if not n.startswith("_")} - {
+        "consistency",
         "discovery",
         "frames",
         "geometry",

@@ -8,6 +8,7 @@ standard's formulas and analytic resampling coordinates.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import shutil
@@ -29,7 +30,7 @@ from medfuse.bundle.spec import (
     SeriesSelection,
     Window,
 )
-from medfuse.errors import PreprocessingError, StudyError
+from medfuse.errors import NoUsableInputError, PreprocessingError, StudyError
 from medfuse.runtime.dicom import Study, discover_studies
 from medfuse.runtime.preprocess import (
     PreparedStudy,
@@ -217,7 +218,15 @@ def test_study_fills_presence_and_zeroes_missing_optional(tmp_path: Path) -> Non
     prepared = preprocess_study(_study(tmp_path), spec, views)
     assert isinstance(prepared, PreparedStudy)
     assert prepared.present == ("ct", "mr") and prepared.missing == ("cr",)
-    assert dict(prepared.modalities_used) == {"ct": "CT", "mr": "MR"}
+    prov = prepared.provenance
+    assert {n: (u.modality, u.frames) for n, u in prov.inputs.items() if u.present} == {
+        "ct": ("CT", 12),
+        "mr": ("MR", 4),
+    }
+    for name in ("ct", "mr"):
+        note = prov.note(prov.inputs[name].series or 0)
+        assert note.used_by == (name,) and note.modality == name.upper()
+    assert prov.inputs["cr"].reason == "no_series" and prov.rule_met
     assert set(prepared.timing_ms) == {"read", "preprocess"}
     assert all(v >= 0 for v in prepared.timing_ms.values())
     np.testing.assert_array_equal(bufs["presence"][1], [1.0, 1.0, 0.0])
@@ -232,18 +241,25 @@ def test_missing_required_modality_is_a_study_error(tmp_path: Path) -> None:
     _write_study(tmp_path, with_mr=False)
     spec = _spec(mr_required=True)
     bufs = _buffers(spec, batch=1)
-    with pytest.raises(StudyError, match=r"'mr'.*MR") as info:
+    with pytest.raises(NoUsableInputError, match=r"including ct, mr.*mr: no_series") as info:
         preprocess_study(_study(tmp_path), spec, {n: b[0] for n, b in bufs.items()})
-    assert "CT" in str(info.value)
-    assert np.isnan(bufs["ct"]).all(), "nothing is read before the required check"
+    assert isinstance(info.value, StudyError)
+    provenance = info.value.provenance
+    assert provenance.inputs["mr"].detail == "no MR series in the study (it holds CT)"
+    assert provenance.inputs["ct"].present  # the CT could feed its input; the rule still fails
+    assert not provenance.rule_met and info.value.fault is None
+    assert not np.any(bufs["ct"]), "nothing is read before the rule is checked; views zeroed"
 
 
 def test_series_below_min_frames_is_not_selected(tmp_path: Path) -> None:
     _write_study(tmp_path, with_mr=False, ct_slices=3)
     spec = _spec(ct_required=False)
     bufs = _buffers(spec, batch=1)
-    prepared = preprocess_study(_study(tmp_path), spec, {n: b[0] for n, b in bufs.items()})
-    assert prepared.present == () and prepared.missing == ("ct", "mr", "cr")
+    with pytest.raises(NoUsableInputError) as info:
+        preprocess_study(_study(tmp_path), spec, {n: b[0] for n, b in bufs.items()})
+    ct = info.value.provenance.inputs["ct"]
+    assert (ct.present, ct.reason) == (False, "too_few_frames")
+    assert ct.detail == "series 1 (CT, 3 frame(s)): found 3 frame(s); input ct needs at least 8"
     np.testing.assert_array_equal(bufs["presence"][0], 0.0)
     assert not np.any(bufs["ct"])
 
@@ -276,7 +292,7 @@ def test_no_phi_in_logs_or_errors(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     bufs = {n: b[0] for n, b in _buffers(spec, batch=1).items()}
     caplog.set_level(logging.DEBUG)
     preprocess_study(study, spec, bufs)
-    with pytest.raises(StudyError) as info:
+    with pytest.raises(NoUsableInputError) as info:
         preprocess_study(study, _spec(mr_required=True), bufs)
     uids = {study.uid, *(s.uid for s in study.series)}
     text = caplog.text + str(info.value)
@@ -335,17 +351,19 @@ def test_mr_small_image_percentile(tmp_path: Path) -> None:
     np.testing.assert_allclose(out[0], np.clip((small - lo) / (hi - lo), 0, 1), atol=1e-5)
 
 
-def test_far_off_spacing_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_far_off_spacing_is_a_warning_on_the_result(tmp_path: Path) -> None:
     _write_study(tmp_path, with_mr=False)
-    base = _ct_recipe()
-    recipe = PreprocessRecipe(base.selection, "volume", base.size, base.intensity, (1.0, 1.0, 1.0))
-    series = select_series(_study(tmp_path), recipe.selection)
-    assert series is not None
-    out = np.empty(recipe.tensor_shape, dtype=np.float32)
-    with caplog.at_level(logging.WARNING, logger="medfuse.runtime.preprocess"):
-        preprocess_series(series, recipe, out)
-    assert "resampled spacing [5.0, 1.0, 1.0] mm" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="medfuse.runtime.preprocess"):
-        preprocess_series(series, base, out)  # 5 mm slices as the recipe expects
-    assert "spacing" not in caplog.text
+    base = _spec()
+    ct = base.inputs[0]
+    assert ct.preprocessing is not None
+    off = dataclasses.replace(ct.preprocessing, spacing=(1.0, 1.0, 1.0))
+    spec = dataclasses.replace(
+        base, inputs=(dataclasses.replace(ct, preprocessing=off), *base.inputs[1:])
+    )
+    for model, warned in ((spec, True), (base, False)):  # base: 5 mm slices as it expects
+        bufs = {n: b[0] for n, b in _buffers(model, batch=1).items()}
+        warnings = preprocess_study(_study(tmp_path), model, bufs).provenance.warnings
+        codes = [(w.code, w.input) for w in warnings]
+        assert codes == ([("spacing_off", "ct")] if warned else [])
+        if warned:
+            assert "resampled to [5.0, 1.0, 1.0] mm" in warnings[0].detail

@@ -31,6 +31,7 @@ from medfuse.runtime.dicom._read import (
     correct_unused_bits,
     expected_length,
     header_int,
+    length_fits,
     native_dtype,
     native_order,
     validate_header,
@@ -43,6 +44,7 @@ __all__ = [
     "NativeReader",
     "current_facts",
     "header_facts",
+    "pixel_length_fits",
     "rescale_of",
 ]
 
@@ -124,9 +126,12 @@ def _header_facts(
         return None
     length = int.from_bytes(element[-4:], "little" if little else "big")
     frames, rows, cols = shape
-    # decode checks the length against pydicom's count, then takes frames × rows × columns
-    if length == _UNDEFINED_LENGTH or length < max(
-        expected_length(ds), frames * rows * cols * (bits // 8)
+    # decode refuses a length other than pydicom's count (plus one pad byte), then takes
+    # frames × rows × columns
+    if (
+        length == _UNDEFINED_LENGTH
+        or not length_fits(length, expected_length(ds))
+        or length < frames * rows * cols * (bits // 8)
     ):
         return None
     size = os.fstat(fh.fileno()).st_size
@@ -153,6 +158,33 @@ def _header_facts(
         bits_stored=stored,
         rescale=None if transform is None else (transform.slope, transform.intercept),
     )
+
+
+def pixel_length_fits(ds: Dataset, head: bytes, available: int) -> bool:
+    """Whether an uncompressed file's Pixel Data value has the length its header promises.
+
+    ``head`` holds the Pixel Data element's first bytes (as :func:`header_facts` takes them) and
+    ``available`` the bytes from there to the end of the file. True when the element's length
+    is exactly Rows × Columns × Frames × Samples × BitsAllocated / 8, or one byte more when that
+    is odd (the padding to an even length), and the file holds the whole value; also True
+    whenever it cannot be told from the header alone (compressed or deflated data, an undefined
+    or unreadable length) — loading then checks it.
+    """
+    try:
+        tsyntax = str(ds.file_meta.TransferSyntaxUID)
+        order = native_order(UID(tsyntax))
+        if order is None or tsyntax == _DEFLATED:
+            return True
+        implicit, little = ds.original_encoding
+        element = _element_header(head, implicit=bool(implicit), little=bool(little))
+        if element is None:
+            return True
+        length = int.from_bytes(element[-4:], "little" if little else "big")
+        if length == _UNDEFINED_LENGTH:
+            return True
+        return length_fits(length, expected_length(ds)) and len(element) + length <= available
+    except Exception:  # a malformed header: loading reports it
+        return True
 
 
 def _plain_trailer(trailer: bytes, *, implicit: bool, little: bool) -> bool:

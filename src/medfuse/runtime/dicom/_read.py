@@ -21,15 +21,25 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
-from medfuse.errors import CorruptDicomError, MedfuseError, NotDicomError, UnsupportedDicomError
+from medfuse.errors import (
+    CorruptDicomError,
+    MedfuseError,
+    MissingDecoderError,
+    NotDicomError,
+    PixelDataLengthError,
+    UnsupportedDicomError,
+)
 from medfuse.runtime.dicom._quiet import reading, redact
+from medfuse.runtime.results.redaction import PHOTOMETRIC_INTERPRETATIONS, defined_term
 
 __all__ = [
+    "check_decoder",
     "correct_unused_bits",
     "decode",
     "expected_length",
     "guarded",
     "header_int",
+    "length_fits",
     "native_dtype",
     "native_order",
     "open_dataset",
@@ -173,9 +183,11 @@ def validate_header(ds: Dataset) -> tuple[int, int, int]:
         )
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     if spp != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        # the value is named only when it is a defined term: the element may hold any text
+        shown = defined_term(photometric, PHOTOMETRIC_INTERPRETATIONS) if photometric else "missing"
         raise UnsupportedDicomError(
-            f"colour image (PhotometricInterpretation {photometric or 'missing'!r}, "
-            f"SamplesPerPixel {spp}); medfuse reads grayscale MONOCHROME1/MONOCHROME2 images"
+            f"not a grayscale image (PhotometricInterpretation {shown}, SamplesPerPixel {spp}); "
+            "medfuse reads MONOCHROME1 / MONOCHROME2 images with one sample per pixel"
         )
     need = frames * rows * cols * spp * bits // 8
     if need > MAX_PIXEL_BYTES:
@@ -207,19 +219,34 @@ def expected_length(ds: Dataset) -> int:
         raise CorruptDicomError("the image size attributes are inconsistent") from redact(exc)
 
 
+def length_fits(actual: int, expected: int) -> bool:
+    """The uncompressed pixel data length rule: exact, or one padding byte after an odd length."""
+    return actual == expected or (expected % 2 == 1 and actual == expected + 1)
+
+
 def _check_length(ds: Dataset, tsyntax: UID) -> None:
-    """Native (uncompressed) pixel data must hold at least the bytes the header promises."""
+    """Native (uncompressed) pixel data must hold exactly the bytes the header promises.
+
+    One padding byte after an odd length is allowed (PS3.5 7.1.1: values have even length).
+    Longer data is refused like shorter data: it means the header's size attributes do not
+    describe the pixels (more frames, another bit depth), so any reading of them is a guess.
+    """
     if tsyntax.is_compressed:
         return
     expected = expected_length(ds)
     actual = len(ds.PixelData)
-    if actual < expected:
-        raise CorruptDicomError(
-            f"pixel data is truncated: {actual} bytes, the header needs {expected}"
+    if not length_fits(actual, expected):
+        what = "truncated" if actual < expected else "longer than the header says"
+        raise PixelDataLengthError(
+            f"pixel data is {what}: {actual} bytes, Rows × Columns × Frames × Samples × "
+            f"BitsAllocated / 8 gives {expected}"
+            + (" (plus one padding byte)" if expected % 2 else "")
+            + "; the file is damaged or its size attributes are wrong"
         )
 
 
-def _check_decoder(tsyntax: UID) -> None:
+def check_decoder(tsyntax: UID) -> None:
+    """Raise :class:`MissingDecoderError` (naming the package) unless ``tsyntax`` can be decoded."""
     from pydicom.pixels.decoders.base import get_decoder
 
     name = tsyntax.name if tsyntax.is_transfer_syntax else "an unknown transfer syntax"
@@ -236,7 +263,7 @@ def _check_decoder(tsyntax: UID) -> None:
             (pkg for prefix, pkg in _PIXEL_PACKAGES.items() if keyword.startswith(prefix)),
             "pylibjpeg with its plugins",
         )
-        raise UnsupportedDicomError(
+        raise MissingDecoderError(
             f"no decoder is installed for {name}; install {package} (pip install {package.split()[0]})"
         )
 
@@ -307,7 +334,7 @@ def decode(ds: Dataset) -> NDArray[Any]:
     native = _native_pixels(ds, tsyntax, frames, rows, cols)
     if native is not None:
         return native
-    _check_decoder(tsyntax)
+    check_decoder(tsyntax)
     try:
         with reading():
             arr = ds.pixel_array

@@ -2,15 +2,24 @@
 
 Any nesting, any file names (with or without ``.dcm``); files that are not usable DICOM images
 are skipped and counted by reason, never fatal. Pixel data is not read.
+
+Only regular files are opened, and without blocking (``O_NONBLOCK``, then ``fstat``), so a named
+pipe, a device or a socket in the tree is counted (``not_regular``) instead of hanging the run.
+A folder that cannot be listed is counted (``unreadable_folder``). A file whose header cannot be
+parsed is counted (``unreadable``) and, when its Study and Series Instance UIDs can still be read,
+attributed to its series (:attr:`Series.unreadable_files`) so that the series is refused rather
+than silently read without it; an unreadable file or folder whose study cannot be told is counted
+on every study with files beside it (:attr:`Study.unreadable_nearby`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -21,7 +30,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from medfuse.errors import UsageError
-from medfuse.runtime.dicom._facts import HEADER_PEEK, header_facts
+from medfuse.runtime.dicom._facts import HEADER_PEEK, header_facts, pixel_length_fits
 from medfuse.runtime.dicom._quiet import quiet_pydicom, reading
 from medfuse.runtime.dicom._read import DICOMDIR_SOP_CLASS
 from medfuse.runtime.dicom.geometry import (
@@ -36,10 +45,21 @@ __all__ = ["SKIP_REASONS", "Discovery", "discover_studies"]
 
 logger = logging.getLogger(__name__)
 
-SKIP_REASONS = ("not_dicom", "unreadable", "dicomdir", "non_image", "no_pixels", "missing_uid")
+SKIP_REASONS = (
+    "not_dicom",
+    "unreadable",
+    "dicomdir",
+    "non_image",
+    "no_pixels",
+    "missing_uid",
+    "not_regular",
+    "unreadable_folder",
+)
 _PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
 _PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
+_STUDY_UID_TAG = 0x0020000D
+_SERIES_UID_TAG = 0x0020000E
 
 
 @dataclass(frozen=True)
@@ -52,12 +72,13 @@ class Discovery:
         Studies sorted by their UID (a stable order; UIDs are never logged), each with its
         series sorted by UID and their instances sorted by file path.
     skipped:
-        Reason → number of files skipped: ``not_dicom`` (no DICOM header, empty),
+        Reason → number of files (or folders) skipped: ``not_dicom`` (no DICOM header, empty),
         ``unreadable`` (DICOM but could not be parsed, or an I/O error), ``dicomdir``,
         ``non_image`` (no Rows: RT plan, SR, ...), ``no_pixels`` (image header without
-        PixelData), ``missing_uid`` (no Study/Series Instance UID).
+        PixelData), ``missing_uid`` (no Study/Series Instance UID), ``not_regular`` (a named
+        pipe, device or socket), ``unreadable_folder`` (a folder that could not be listed).
     files_seen:
-        Regular files looked at.
+        Directory entries looked at (regular files and the others).
     """
 
     studies: tuple[Study, ...] = ()
@@ -70,9 +91,12 @@ class Discovery:
 
 
 class _Skip(Exception):
-    def __init__(self, reason: str) -> None:
+    """A file set aside, with the study/series it belongs to when that could be read."""
+
+    def __init__(self, reason: str, uids: tuple[str, str] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.uids = uids
 
 
 def _int(ds: Dataset, keyword: str, default: int | None) -> int | None:
@@ -83,26 +107,118 @@ def _int(ds: Dataset, keyword: str, default: int | None) -> int | None:
         return default
 
 
+def _open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading without blocking; raise _Skip unless it is a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise _Skip("unreadable") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Skip("not_regular")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return open(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read_header(path: Path) -> tuple[str, str, str, Instance, str | None]:
     """(study uid, series uid, modality, instance, frame of reference uid) or raise _Skip."""
+    with _open_regular(path) as fh:
+        try:
+            with reading():
+                try:
+                    ds = pydicom.dcmread(fh, stop_before_pixels=True)
+                except InvalidDicomError as exc:
+                    raise _Skip("not_dicom") from exc
+                except Exception as exc:
+                    raise _Skip("unreadable", _recover_uids(fh)) from exc
+                tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+                offset = fh.tell()
+                head = b"" if tsyntax == _DEFLATED else fh.read(HEADER_PEEK)
+                return _classify(path, fh, ds, tsyntax, offset, head)
+        except _Skip:
+            raise
+        except Exception as exc:
+            # an I/O error, or a malformed element pydicom only rejects when its value is read
+            # (e.g. an unknown VR): this file is unreadable, the others are still discovered
+            raise _Skip("unreadable", _recover_uids(fh)) from exc
+
+
+def _recover_uids(fh: BinaryIO) -> tuple[str, str] | None:
+    """Study and Series Instance UIDs of a file whose header failed to parse, if they come first.
+
+    Reads the elements up to (0020,000E) one by one and stops at the first error, so a file
+    damaged after its UIDs is still attributed to its series.
+    """
+    from pydicom.filereader import data_element_generator, read_dataset, read_preamble
+    from pydicom.uid import UID
+
     try:
-        with open(path, "rb") as fh, reading():
-            try:
-                ds = pydicom.dcmread(fh, stop_before_pixels=True)
-            except InvalidDicomError as exc:
-                raise _Skip("not_dicom") from exc
-            except Exception as exc:
-                raise _Skip("unreadable") from exc
-            tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-            offset = fh.tell()
-            head = b"" if tsyntax == _DEFLATED else fh.read(HEADER_PEEK)
-            return _classify(path, fh, ds, tsyntax, offset, head)
-    except _Skip:
-        raise
-    except Exception as exc:
-        # an I/O error, or a malformed element pydicom only rejects when its value is read
-        # (e.g. an unknown VR): this file is unreadable, the others are still discovered
-        raise _Skip("unreadable") from exc
+        fh.seek(0)
+        with reading():
+            read_preamble(fh, False)
+            meta = read_dataset(
+                fh, is_implicit_VR=False, is_little_endian=True, stop_when=_past_meta
+            )
+            tsyntax = UID(str(meta.get("TransferSyntaxUID", "")))
+            if not tsyntax.is_transfer_syntax or tsyntax.is_deflated:
+                return None
+            found: dict[int, str] = {}
+            elements = data_element_generator(
+                fh, tsyntax.is_implicit_VR, tsyntax.is_little_endian, defer_size=256
+            )
+            for elem in elements:
+                tag = int(elem.tag)
+                if tag in (_STUDY_UID_TAG, _SERIES_UID_TAG) and isinstance(elem.value, bytes):
+                    found[tag] = elem.value.decode("latin-1").strip("\x00 ")
+                if tag >= _SERIES_UID_TAG:
+                    break
+    except Exception:  # damaged before the UIDs: nothing to attribute
+        pass
+    else:
+        study, series = found.get(_STUDY_UID_TAG), found.get(_SERIES_UID_TAG)
+        return (study, series) if study and series else None
+    return None
+
+
+def _cut_short(ds: Dataset, size: int) -> bool:
+    """Whether the header read ended inside an element (the file was cut), not after one.
+
+    pydicom stops quietly at the end of a file, also in the middle of an element; the last
+    element read then does not end where the file does.
+    """
+    elements = getattr(ds, "_dict", None)
+    if not elements:
+        return False
+    last = elements[next(reversed(elements))]
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if not isinstance(tell, int) or not isinstance(length, int) or length == 0xFFFFFFFF:
+        return False
+    value = getattr(last, "value", None)
+    short = isinstance(value, bytes | bytearray) and len(value) < length
+    return short or tell + length < size
+
+
+def _declares_image(ds: Dataset) -> bool:
+    """Whether the file's SOP class is an image storage class (its name says "Image")."""
+    from pydicom.uid import UID
+
+    uid = ds.file_meta.get("MediaStorageSOPClassUID") or ds.get("SOPClassUID")
+    try:
+        return "Image" in UID(str(uid or "")).name
+    except Exception:
+        return False
+
+
+def _size(fh: BinaryIO) -> int:
+    return os.fstat(fh.fileno()).st_size
+
+
+def _past_meta(tag: int, vr: str | None, length: int) -> bool:
+    return tag >> 16 != 2
 
 
 def _classify(
@@ -114,6 +230,7 @@ def _classify(
     element's tag when the file has one.
     """
     marker = head[:4]
+    cut = _cut_short(ds, _size(fh))  # before any value is read: reading converts elements
     if len(ds) == 0 and not ds.file_meta:
         raise _Skip("not_dicom")
     if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS or (
@@ -122,18 +239,25 @@ def _classify(
         raise _Skip("dicomdir")
     if len(ds) == 0:
         raise _Skip("unreadable")
-    if "Rows" not in ds or "Columns" not in ds:
-        raise _Skip("non_image")
-    if tsyntax != _DEFLATED and marker not in (_PIXEL_TAG_LE, _PIXEL_TAG_BE):
-        raise _Skip("no_pixels")
     study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
     series_uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
-    if not study_uid or not series_uid:
+    uids = (study_uid, series_uid) if study_uid and series_uid else None
+    if "Rows" not in ds or "Columns" not in ds:
+        # an image file cut short inside its header is a lost slice, not a non-image object
+        # (a complete image-class file without image attributes, e.g. a stub, is non_image)
+        if cut and _declares_image(ds):
+            raise _Skip("unreadable", uids)
+        raise _Skip("non_image")
+    if tsyntax != _DEFLATED and marker not in (_PIXEL_TAG_LE, _PIXEL_TAG_BE):
+        # an image header without pixels is a lost slice of its series either way
+        raise _Skip("unreadable" if cut else "no_pixels", uids)
+    if uids is None:
         raise _Skip("missing_uid")
     rows, cols = _int(ds, "Rows", None), _int(ds, "Columns", None)
     frames = _int(ds, "NumberOfFrames", 1)
     if not rows or not cols or not frames or rows < 0 or cols < 0 or frames < 0:
-        raise _Skip("unreadable")
+        raise _Skip("unreadable", (study_uid, series_uid))
+    modality = str(ds.get("Modality", "") or "").strip().upper()
     instance = Instance(
         path=path,
         sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
@@ -150,40 +274,79 @@ def _classify(
         .upper(),
         samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
         facts=header_facts(ds, fh, offset, head, (frames, rows, cols)),
+        modality=modality,
+        series_number=_int(ds, "SeriesNumber", None),
+        transfer_syntax=tsyntax,
+        problem=None if pixel_length_fits(ds, head, _size(fh) - offset) else "pixel_length",
     )
-    modality = str(ds.get("Modality", "") or "").strip().upper()
     for_uid = str(ds.get("FrameOfReferenceUID", "") or "").strip() or None
     return study_uid, series_uid, modality, instance, for_uid
 
 
-def _files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+@dataclass
+class _Walk:
+    """The entries under a root: files to read, and folders that could not be listed."""
+
+    files: list[Path] = field(default_factory=list)
+    bad_folders: list[Path] = field(default_factory=list)
+
+
+def _walk(root: Path) -> _Walk:
+    out = _Walk()
+    if not root.is_dir():
+        out.files.append(root)
+        return out
+
+    def failed(exc: OSError) -> None:
+        out.bad_folders.append(Path(exc.filename) if exc.filename else root)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=failed):
         dirnames.sort()
         base = Path(dirpath)
-        out.extend(base / name for name in sorted(filenames))
+        out.files.extend(base / name for name in sorted(filenames))
     return out
 
 
-def discover_studies(root: str | os.PathLike[str]) -> Discovery:
+@dataclass
+class _SeriesParts:
+    modality: str
+    frame_of_reference: str | None
+    instances: list[Instance] = field(default_factory=list)
+    unreadable: int = 0
+
+
+def _nearby(files: list[Path], problems: list[Path]) -> int:
+    """How many of ``problems`` lie beside a study: inside the deepest folder holding all its
+    ``files``, or in a folder that holds that one."""
+    common = Path(os.path.commonpath([str(f.parent) for f in files]))
+    return sum(
+        1
+        for p in problems
+        if common in p.parents or p.parent == common or p.parent in common.parents
+    )
+
+
+def discover_studies(
+    root: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None
+) -> Discovery:
     """Group the DICOM image files under ``root`` into studies and series, reading headers only.
 
     Parameters
     ----------
     root:
         A folder (searched recursively, any file names) or a single file.
+    progress:
+        Called as ``progress(entries read, entries found)`` as the headers are read.
 
     Returns
     -------
     Discovery
         Studies (StudyInstanceUID) → series (SeriesInstanceUID, with modality) → instances
-        (frames, rows, columns, InstanceNumber, position, orientation, spacing), in a
-        deterministic order; plus the count of skipped files per reason. Colour images are
-        listed (``Instance.is_grayscale`` is False); reading their pixels raises
-        :class:`~medfuse.errors.UnsupportedDicomError`. Plain uncompressed images also carry
-        :class:`~medfuse.runtime.dicom.study.HeaderFacts` (a few numbers, no patient data),
+        (frames, rows, columns, InstanceNumber, position, orientation, spacing, Modality,
+        transfer syntax), in a deterministic order; plus the count of skipped files per reason.
+        Colour images are listed (``Instance.is_grayscale`` is False); reading their pixels
+        raises :class:`~medfuse.errors.UnsupportedDicomError`. Plain uncompressed images also
+        carry :class:`~medfuse.runtime.dicom.study.HeaderFacts` (a few numbers, no patient data),
         with which :func:`~medfuse.runtime.dicom.load_volume` reads their pixels without
         parsing the header again.
 
@@ -197,43 +360,69 @@ def discover_studies(root: str | os.PathLike[str]) -> Discovery:
     root = Path(root)
     if not root.exists():
         raise UsageError("the folder to search does not exist; pass an existing folder or file")
-    files = _files(root)
-    skipped: Counter[str] = Counter()
-    # study → series → (modality, frame of reference, instances)
-    tree: dict[str, dict[str, tuple[str, str | None, list[Instance]]]] = defaultdict(dict)
-    for path in files:
+    walk = _walk(root)
+    skipped: Counter[str] = Counter(
+        {"unreadable_folder": len(walk.bad_folders)} if walk.bad_folders else {}
+    )
+    problems: list[Path] = list(walk.bad_folders)
+    # study → series → parts
+    tree: dict[str, dict[str, _SeriesParts]] = defaultdict(dict)
+    total = len(walk.files)
+    for done, path in enumerate(walk.files, start=1):
+        if progress is not None:
+            progress(done - 1, total)
         try:
             study_uid, series_uid, modality, inst, for_uid = _read_header(path)
         except _Skip as skip:
             skipped[skip.reason] += 1
+            if skip.reason in ("unreadable", "no_pixels"):
+                if skip.uids is None:
+                    problems.append(path)
+                else:
+                    parts = tree[skip.uids[0]].setdefault(skip.uids[1], _SeriesParts("", None))
+                    parts.unreadable += 1
             continue
-        series = tree[study_uid].setdefault(series_uid, (modality, for_uid, []))
-        series[2].append(inst)
-    studies = tuple(
-        Study(
-            uid=study_uid,
-            series=tuple(
-                Series(
-                    uid=series_uid,
-                    modality=modality,
-                    instances=tuple(sorted(insts, key=lambda i: str(i.path))),
-                    frame_of_reference_uid=for_uid,
-                )
-                for series_uid, (modality, for_uid, insts) in sorted(tree[study_uid].items())
-            ),
-        )
-        for study_uid in sorted(tree)
-    )
+        parts = tree[study_uid].setdefault(series_uid, _SeriesParts(modality, for_uid))
+        if not parts.instances:
+            parts.modality, parts.frame_of_reference = modality, for_uid
+        parts.instances.append(inst)
+    if progress is not None:
+        progress(total, total)
+    studies = tuple(_study(uid, tree[uid], problems) for uid in sorted(tree))
     logger.info(
-        "discovered %d studies, %d series, %d image files; skipped %d of %d files %s in %.0f ms",
+        "discovered %d studies, %d series, %d image files; skipped %d of %d entries %s in %.0f ms",
         len(studies),
         sum(len(s.series) for s in studies),
         sum(len(se.instances) for s in studies for se in s.series),
         sum(skipped.values()),
-        len(files),
+        len(walk.files),
         dict(sorted(skipped.items())),
         (time.perf_counter() - t0) * 1e3,
     )
     return Discovery(
-        studies=studies, skipped=MappingProxyType(dict(skipped)), files_seen=len(files)
+        studies=studies, skipped=MappingProxyType(dict(skipped)), files_seen=len(walk.files)
     )
+
+
+def _study(uid: str, series: dict[str, _SeriesParts], problems: list[Path]) -> Study:
+    """One Study from its series' parts. A series none of whose files could be read is kept
+    (no instances, ``unreadable_files`` > 0): the study is reported, never lost."""
+    built = tuple(
+        Series(
+            uid=series_uid,
+            modality=parts.modality,
+            instances=tuple(sorted(parts.instances, key=lambda i: str(i.path))),
+            frame_of_reference_uid=parts.frame_of_reference,
+            number=_series_number(parts.instances),
+            unreadable_files=parts.unreadable,
+        )
+        for series_uid, parts in sorted(series.items())
+    )
+    files = [i.path for s in built for i in s.instances]
+    nearby = _nearby(files, problems) if problems and files else 0
+    return Study(uid=uid, series=built, unreadable_nearby=nearby)
+
+
+def _series_number(instances: list[Instance]) -> int | None:
+    numbers = {i.series_number for i in instances if i.series_number is not None}
+    return min(numbers) if numbers else None

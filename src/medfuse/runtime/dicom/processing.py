@@ -210,8 +210,10 @@ def linear_coefficients(w: VoiWindow) -> tuple[float, float] | None:
         if width == 1:
             return None
         return 1.0 / (width - 1), 0.5 - (c - 0.5) / (width - 1)
+    # the value is not echoed: the element may hold any text
     raise CorruptDicomError(
-        f"VOILUTFunction {fn[:16]!r} is unknown; LINEAR, LINEAR_EXACT and SIGMOID are defined"
+        "VOILUTFunction holds a value that is not a defined term; LINEAR, LINEAR_EXACT and "
+        "SIGMOID are defined (PS3.3 C.11.2.1.3)"
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medfuse.runtime.keys import study_key
+from medfuse.runtime.results.keys import study_key
 
 __all__ = ["HeaderFacts", "Instance", "Series", "Study"]
 
@@ -80,6 +80,10 @@ class Instance:
     photometric_interpretation: str = ""  # MONOCHROME1, MONOCHROME2, RGB, ...
     samples_per_pixel: int = 1
     facts: HeaderFacts | None = field(default=None, repr=False)  # None: loading parses the file
+    modality: str = ""  # this file's Modality (a series whose files disagree is refused)
+    series_number: int | None = None  # SeriesNumber
+    transfer_syntax: str = field(default="", repr=False)  # TransferSyntaxUID
+    problem: str | None = None  # a fault seen in the header: "pixel_length"
 
     @property
     def is_grayscale(self) -> bool:
@@ -92,12 +96,24 @@ class Instance:
 
 @dataclass(frozen=True)
 class Series:
-    """One series: its instances in file-discovery order (sort geometry with ``medfuse.runtime.dicom``)."""
+    """One series: its instances in file-discovery order (sort geometry with ``medfuse.runtime.dicom``).
+
+    ``modality`` is the first file's Modality; :attr:`mixed_modality` says whether the files
+    disagree. ``unreadable_files`` counts files of this series (by their Study and Series
+    Instance UIDs) whose header could not be read: they are not among ``instances``.
+    """
 
     uid: str = field(repr=False)
     modality: str = ""
     instances: tuple[Instance, ...] = ()
     frame_of_reference_uid: str | None = field(default=None, repr=False)
+    number: int | None = None  # SeriesNumber
+    unreadable_files: int = 0
+
+    @property
+    def mixed_modality(self) -> bool:
+        """Whether the series' files carry different Modality values."""
+        return len({i.modality for i in self.instances}) > 1
 
     @property
     def frames(self) -> int:
@@ -119,9 +135,10 @@ class Study:
 
     uid: str = field(repr=False)
     series: tuple[Series, ...] = ()
+    unreadable_nearby: int = 0  # unreadable files/folders beside its files, study unknown
 
     def key(self, secret: bytes) -> str:
-        """Pseudonymous key: HMAC-SHA256 of the StudyInstanceUID (see :mod:`medfuse.runtime.keys`)."""
+        """Pseudonymous key: HMAC-SHA256 of the StudyInstanceUID (see :mod:`medfuse.runtime.results.keys`)."""
         return study_key(self.uid, secret)
 
     @property

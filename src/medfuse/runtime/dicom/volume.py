@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,11 +26,11 @@ from medfuse.runtime.dicom._sources import (
     Position,
     StaleFacts,
 )
+from medfuse.runtime.dicom.consistency import order_slices
 from medfuse.runtime.dicom.frames import modality_frames
 from medfuse.runtime.dicom.geometry import (
     frame_spacing,
     imager_spacing,
-    slice_normal,
 )
 from medfuse.runtime.dicom.processing import (
     F32,
@@ -51,7 +49,6 @@ __all__ = ["Image2D", "Volume", "load_image", "load_volume"]
 
 logger = logging.getLogger(__name__)
 
-_ORIENTATION_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +72,10 @@ class Volume:
         InstanceNumber order and missing spacings are 1.0.
     modality:
         The series' Modality (``"CT"``, ``"MR"``...).
+    notes:
+        What was degraded, as codes for the result's warnings: ``geometry_unknown`` (slices
+        ordered by InstanceNumber, or spacing 1.0 assumed), ``uneven_spacing`` (slice spacing
+        varies by more than 10 %).
     """
 
     values: NDArray[np.float32] = field(repr=False)
@@ -83,6 +84,7 @@ class Volume:
     orientation: tuple[float, ...] | None = None
     geometry_known: bool = True
     modality: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -135,15 +137,6 @@ class Image2D:
         return x
 
 
-def _normal_order(
-    positions: list[tuple[float, float, float]], orientation: tuple[float, ...]
-) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    normal = slice_normal(orientation)
-    proj = np.asarray(positions, dtype=np.float64) @ normal
-    order = np.argsort(proj, kind="stable")
-    return order, proj[order]
-
-
 def load_volume(series: Series) -> Volume:
     """Read a series (single-frame slices or enhanced multi-frame) as a sorted 3-D volume.
 
@@ -167,7 +160,8 @@ def load_volume(series: Series) -> Volume:
     Raises
     ------
     CorruptDicomError
-        Empty series, slices of different sizes or orientations, two slices at one position.
+        Empty series; :class:`~medfuse.errors.InconsistentSeriesError` for slices of different
+        sizes or orientations or two slices at one position; pixel data of the wrong length.
     NotDicomError, UnsupportedDicomError
         As :func:`~medfuse.runtime.dicom.read_frames`.
     """
@@ -180,90 +174,55 @@ def _load_volume(series: Series) -> Volume:
     if not series.instances:
         raise CorruptDicomError("the series has no image files; pick a series with images")
     if all(current_facts(inst) is not None for inst in series.instances):
-        warnings: list[tuple[Any, ...]] = []  # logged once the volume is read
         try:
-            volume = _assemble(series, FromFacts(series), lambda *args: warnings.append(args))
+            return _assemble(series, FromFacts(series))
         except (StaleFacts, DicomError):
             # a file changed since discovery, or the series is bad: parse every header, so the
             # result or the error is exactly what it is without facts
             logger.debug("reading the series with its header facts failed; parsing its files")
-        else:
-            for args in warnings:
-                logger.warning(*args)
-            return volume
-    return _assemble(series, FromDatasets(), logger.warning)
+    return _assemble(series, FromDatasets())
 
 
-def _assemble(
-    series: Series, source: FromDatasets | FromFacts, warn: Callable[..., None]
-) -> Volume:
+def _assemble(series: Series, source: FromDatasets | FromFacts) -> Volume:
     """Geometry (sort, spacing, checks) from ``source``'s headers, then its pixels, in order."""
     t0 = time.perf_counter()
     frames_of: list[tuple[int, int]] = []  # (file index, frame index) per slice
+    sizes: list[tuple[int, int]] = []
     positions: list[Position] = []
     orientations: list[Orientation] = []
     numbers: list[int] = []
-    size: tuple[int, int] | None = None
     for k, inst in enumerate(series.instances):
         n, rows, cols = source.shape(k, inst)
-        if size is None:
-            size = (rows, cols)
-        elif (rows, cols) != size:
-            raise CorruptDicomError(
-                f"file #{k + 1} of the series is {rows}×{cols} but the first is "
-                f"{size[0]}×{size[1]}; a volume needs slices of one size"
-            )
         number = inst.instance_number if inst.instance_number is not None else k
         for f in range(n):
             frames_of.append((k, f))
+            sizes.append((rows, cols))
             position, orientation = source.geometry(k, f)
             positions.append(position)
             orientations.append(orientation)
             numbers.append(number * 100_000 + f)
-    assert size is not None
-    depth = len(frames_of)
-    iop = orientations[0]
-    known = iop is not None and all(p is not None for p in positions)
-    if known and iop is not None:
-        for o in orientations:
-            if (
-                o is None
-                or max(abs(a - b) for a, b in zip(o, iop, strict=True)) > _ORIENTATION_TOLERANCE
-            ):
-                raise CorruptDicomError(
-                    "the series' slices have different orientations; a volume needs parallel slices"
-                )
-        order, proj = _normal_order([p for p in positions if p is not None], iop)
-        if depth > 1:
-            diffs = np.diff(proj)
-            dz = float(np.median(diffs))
-            if diffs.min() < 1e-4 * max(dz, 1.0) or dz <= 0:
-                raise CorruptDicomError(
-                    f"{int(np.sum(diffs < 1e-4 * max(dz, 1.0)))} slice(s) share a position with "
-                    "another; the series holds several volumes (echoes, phases, time points)"
-                )
-            if float(np.max(np.abs(diffs - dz))) > 0.1 * dz:
-                warn("slice spacing varies by more than 10%% (%d slices)", depth)
-        else:
-            dz = source.first_thickness() or 1.0
-    else:
-        warn(
-            "slice positions or orientation missing (%d slices); ordering by InstanceNumber", depth
-        )
-        order = np.argsort(np.asarray(numbers), kind="stable")
-        dz = source.first_thickness() or 1.0
+    slices = order_slices(sizes, positions, orientations, numbers)
+    depth, size = len(frames_of), sizes[0]
+    notes: list[str] = []
+    if not slices.known:
+        notes.append("geometry_unknown")
+    if slices.uneven:
+        notes.append("uneven_spacing")
+    dz = slices.dz if slices.dz is not None else (source.first_thickness() or 1.0)
     pixel = source.first_spacing()
     dy, dx = pixel if pixel is not None else (1.0, 1.0)
+    if pixel is None and "geometry_unknown" not in notes:
+        notes.append("geometry_unknown")
 
     out = np.empty((depth, *size), dtype=F32)
     slot = np.empty(depth, dtype=np.intp)
-    slot[order] = np.arange(depth)
+    slot[slices.order] = np.arange(depth)
     by_file: dict[int, list[tuple[int, Array]]] = {}
     for i, (k, f) in enumerate(frames_of):
         by_file.setdefault(k, []).append((f, out[int(slot[i])]))
     for k in range(len(series.instances)):
         source.fill(k, by_file[k])
-    first_pos = positions[int(order[0])] if known else None
+    first_pos = positions[int(slices.order[0])] if slices.known else None
     logger.debug(
         "volume %dx%dx%d, spacing %.3g/%.3g/%.3g mm, %d files in %.1f ms (%s)",
         depth,
@@ -280,9 +239,10 @@ def _assemble(
         values=out,
         spacing=(dz, dy, dx),
         origin=first_pos,
-        orientation=iop if known else None,
-        geometry_known=known and pixel is not None,
+        orientation=orientations[0] if slices.known else None,
+        geometry_known=slices.known and pixel is not None,
         modality=series.modality,
+        notes=tuple(notes),
     )
 
 

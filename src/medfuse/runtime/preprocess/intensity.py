@@ -26,14 +26,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import IntensityRecipe, Window
-from medfuse.errors import PreprocessingError
+from medfuse.errors import NonFiniteDataError, PreprocessingError
 from medfuse.runtime.dicom.processing import VoiWindow, linear_coefficients
 
 __all__ = ["apply_intensity_into", "apply_window_into", "require_finite"]
 
 
 def require_finite(arr: NDArray[np.floating], what: str) -> None:
-    """Raise :class:`PreprocessingError` if ``arr`` holds NaN or ±inf.
+    """Raise :class:`~medfuse.errors.NonFiniteDataError` if ``arr`` holds NaN or ±inf.
 
     A float32 sum is the fast test (any NaN/inf makes it non-finite); only when it is not
     finite is the exact, allocating element test run, to tell overflow from bad values.
@@ -44,7 +44,7 @@ def require_finite(arr: NDArray[np.floating], what: str) -> None:
         return
     bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
     if bad:
-        raise PreprocessingError(
+        raise NonFiniteDataError(
             f"{what}: {bad} of {arr.size} values are NaN or infinite; the series cannot be "
             "normalised (check the file's pixel data and rescale values)"
         )

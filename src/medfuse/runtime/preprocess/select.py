@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 from medfuse.bundle.spec import SeriesSelection
 from medfuse.runtime.dicom.study import Series, Study
 
-__all__ = ["select_series", "stable_series_order"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["rank_series", "select_series", "stable_series_order"]
 
 
 def _uid_key(uid: str) -> tuple[tuple[int, int, str], ...]:
@@ -27,56 +23,41 @@ def stable_series_order(series: tuple[Series, ...] | list[Series]) -> list[Serie
     return sorted(series, key=lambda s: _uid_key(s.uid))
 
 
-def select_series(study: Study, selection: SeriesSelection) -> Series | None:
-    """The series of ``study`` that feeds an input, or ``None`` when no series qualifies.
+def rank_series(series: list[Series] | tuple[Series, ...], selection: SeriesSelection) -> list[Series]:
+    """``series`` in the order ``selection.rule`` prefers them (best first), deterministically.
 
-    Parameters
-    ----------
-    study:
-        A discovered study (headers only).
-    selection:
-        Accepted modalities (compared case-insensitively), ``min_frames`` and the ``rule``.
+    ``"most_frames"``: the most frames, then the largest in-plane area; ``"largest_area"``: the
+    largest rows × columns, then the most frames; ``"first"``: :func:`stable_series_order`.
+    Remaining ties keep :func:`stable_series_order`.
+    """
+    ordered = stable_series_order(series)
+    if selection.rule == "most_frames":
+        return sorted(ordered, key=lambda s: (-s.frames, -(s.rows * s.columns)))
+    if selection.rule == "largest_area":
+        return sorted(ordered, key=lambda s: (-(s.rows * s.columns), -s.frames))
+    return ordered
+
+
+def accepts(selection: SeriesSelection, modality: str) -> bool:
+    """Whether ``selection`` takes a series of ``modality`` (compared case-insensitively)."""
+    return modality.strip().upper() in {m.strip().upper() for m in selection.modalities}
+
+
+def select_series(study: Study, selection: SeriesSelection) -> Series | None:
+    """The series ``selection``'s rule alone picks: modality, ``min_frames``, then :func:`rank_series`.
+
+    This is the rule without the header checks; :func:`medfuse.runtime.preprocess.plan_study`
+    adds them (consistency, faults, decoders) and is what ``medfuse run`` and ``scan`` use.
 
     Returns
     -------
     Series or None
-        Among series with an accepted modality and at least ``min_frames`` frames (and at least
-        one instance): ``"most_frames"`` takes the most frames, then the largest in-plane
-        area; ``"largest_area"`` the largest rows × columns, then the most frames;
-        ``"first"`` the first in :func:`stable_series_order`. Remaining ties go to the first
-        in that order, so the choice is deterministic.
+        ``None`` when no series with instances has an accepted modality and enough frames.
     """
-    wanted = {m.strip().upper() for m in selection.modalities}
-    candidates = stable_series_order(
-        [
-            s
-            for s in study.series
-            if s.instances
-            and s.modality.strip().upper() in wanted
-            and s.frames >= selection.min_frames
-        ]
-    )
-    if not candidates:
-        logger.debug(
-            "no series for modalities %s with >= %d frame(s); study has %s",
-            sorted(wanted),
-            selection.min_frames,
-            list(study.modalities),
-        )
-        return None
-    if selection.rule == "most_frames":
-        chosen = max(candidates, key=lambda s: (s.frames, s.rows * s.columns))
-    elif selection.rule == "largest_area":
-        chosen = max(candidates, key=lambda s: (s.rows * s.columns, s.frames))
-    else:
-        chosen = candidates[0]
-    logger.debug(
-        "selected a %s series (%d frames, %dx%d) by %s among %d candidate(s)",
-        chosen.modality,
-        chosen.frames,
-        chosen.rows,
-        chosen.columns,
-        selection.rule,
-        len(candidates),
-    )
-    return chosen
+    candidates = [
+        s
+        for s in study.series
+        if s.instances and accepts(selection, s.modality) and s.frames >= selection.min_frames
+    ]
+    ranked = rank_series(candidates, selection)
+    return ranked[0] if ranked else None

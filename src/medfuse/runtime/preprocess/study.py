@@ -24,12 +24,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec, PreprocessRecipe
-from medfuse.errors import PreprocessingError, StudyError
+from medfuse.errors import DicomError, NonFiniteDataError, NoUsableInputError, PreprocessingError
 from medfuse.runtime.dicom import load_image, load_volume, read_frames
 from medfuse.runtime.dicom.study import Instance, Series, Study
 from medfuse.runtime.preprocess.intensity import apply_intensity_into, require_finite
+from medfuse.runtime.preprocess.plan import PlanOutcome, StudyPlan, plan_study
 from medfuse.runtime.preprocess.resample import resample_volume_into, resize_image_into
-from medfuse.runtime.preprocess.select import select_series
+from medfuse.runtime.results.provenance import Notice, Provenance, reason_of
+from medfuse.runtime.results.redaction import error_info, modality_term
 
 __all__ = ["PreparedStudy", "preprocess_series", "preprocess_study"]
 
@@ -45,19 +47,35 @@ class PreparedStudy:
 
     Attributes
     ----------
-    present, missing:
-        Names of the image inputs that were filled from a series / zeroed as absent.
-    modalities_used:
-        Input name → DICOM Modality of the series that fed it (present inputs only).
+    provenance:
+        Which series fed which input, why the others did not, and warnings; its presence rule
+        is met (otherwise :class:`~medfuse.errors.NoUsableInputError` was raised).
     timing_ms:
         ``"read"`` (DICOM decode and pixel pipeline) and ``"preprocess"`` (resampling and
         intensity), summed over inputs, in milliseconds.
     """
 
-    present: tuple[str, ...]
-    missing: tuple[str, ...]
-    modalities_used: Mapping[str, str] = field(default_factory=dict)
+    provenance: Provenance
     timing_ms: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def present(self) -> tuple[str, ...]:
+        """Image inputs filled from a series."""
+        return self.provenance.present
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Optional image inputs left empty (zeros, presence 0)."""
+        return self.provenance.missing
+
+
+@dataclass(frozen=True)
+class _SeriesRead:
+    """One series read into an input: timings and what was degraded on the way."""
+
+    read_ms: float
+    preprocess_ms: float
+    notes: tuple[str, ...] = ()
 
 
 def _check_out(out: NDArray[np.float32], shape: tuple[int, ...], what: str) -> None:
@@ -78,31 +96,31 @@ def first_instance(series: Series) -> Instance:
     return series.instances[0]
 
 
-def _warn_spacing(
+def _spacing_off(
     spacing: tuple[float, ...] | None, shape: tuple[int, ...], recipe: PreprocessRecipe
-) -> None:
-    """Log when the series' spacing after resampling is far from the recipe's."""
+) -> str | None:
+    """A note when the series' spacing after resampling is far from the recipe's, else None."""
     if recipe.spacing is None or spacing is None or len(spacing) != len(recipe.size):
-        return
+        return None
     got = tuple(s * n0 / n for s, n0, n in zip(spacing, shape, recipe.size, strict=True))
     for g, want in zip(got, recipe.spacing, strict=True):
         if want > 0 and g > 0 and not 1 / _SPACING_TOLERANCE <= g / want <= _SPACING_TOLERANCE:
-            logger.warning(
-                "resampled spacing %s mm is more than %gx off the recipe's %s mm; the series' "
-                "field of view differs from what the model was trained on",
-                [round(x, 3) for x in got],
-                _SPACING_TOLERANCE,
-                list(recipe.spacing),
+            return (
+                f"resampled to {[round(x, 3) for x in got]} mm, more than {_SPACING_TOLERANCE:g}× "
+                f"off the recipe's {list(recipe.spacing)} mm: the field of view differs from "
+                "what the model was trained on"
             )
-            return
+    return None
 
 
 def _preprocess_series_timed(
     series: Series, recipe: PreprocessRecipe, out: NDArray[np.float32]
-) -> tuple[float, float]:
-    """:func:`preprocess_series`, returning (read ms, preprocess ms)."""
-    _check_out(out, recipe.tensor_shape, f"{series.modality or '?'} series")
+) -> _SeriesRead:
+    """:func:`preprocess_series`, returning timings and notes (``geometry_unknown``,
+    ``uneven_spacing``, ``spacing_off: …``)."""
+    _check_out(out, recipe.tensor_shape, f"{modality_term(series.modality)} series")
     method = recipe.intensity.method
+    notes: list[str] = []
     t0 = time.perf_counter()
     if recipe.geometry == "volume":
         if method == "voi":
@@ -113,10 +131,10 @@ def _preprocess_series_timed(
         volume = load_volume(series)
         values = volume.values
         t1 = time.perf_counter()
-        require_finite(values, f"{series.modality} volume {list(values.shape)}")
+        require_finite(values, f"volume {list(values.shape)}")
         resample_volume_into(values, (recipe.size[0], recipe.size[1], recipe.size[2]), out[0])
-        if volume.geometry_known:
-            _warn_spacing(volume.spacing, values.shape, recipe)
+        notes.extend(volume.notes)
+        off = _spacing_off(volume.spacing, values.shape, recipe) if volume.geometry_known else None
     else:
         if method == "voi":
             frames = read_frames(first_instance(series).path, voi_index=recipe.intensity.voi_index)
@@ -125,14 +143,16 @@ def _preprocess_series_timed(
             image = load_image(series)
             values, spacing = image.values, image.spacing
         t1 = time.perf_counter()
-        require_finite(values, f"{series.modality} image {list(values.shape)}")
+        require_finite(values, f"image {list(values.shape)}")
         resize_image_into(values, (recipe.size[0], recipe.size[1]), out[0])
-        _warn_spacing(spacing, values.shape, recipe)
+        off = _spacing_off(spacing, values.shape, recipe)
+    if off is not None:
+        notes.append(f"spacing_off: {off}")
     apply_intensity_into(out[0], recipe.intensity, out)
     t2 = time.perf_counter()
     logger.debug(
         "%s %s %s -> %s (%s): read %.1f ms, preprocess %.1f ms",
-        series.modality,
+        modality_term(series.modality),
         recipe.geometry,
         list(values.shape),
         list(out.shape),
@@ -140,7 +160,7 @@ def _preprocess_series_timed(
         (t1 - t0) * 1e3,
         (t2 - t1) * 1e3,
     )
-    return (t1 - t0) * 1e3, (t2 - t1) * 1e3
+    return _SeriesRead((t1 - t0) * 1e3, (t2 - t1) * 1e3, tuple(notes))
 
 
 def preprocess_series(series: Series, recipe: PreprocessRecipe, out: NDArray[np.float32]) -> None:
@@ -174,38 +194,47 @@ def preprocess_series(series: Series, recipe: PreprocessRecipe, out: NDArray[np.
 
 
 def preprocess_study(
-    study: Study, spec: ModelSpec, out: Mapping[str, NDArray[np.float32]]
+    study: Study,
+    spec: ModelSpec,
+    out: Mapping[str, NDArray[np.float32]],
+    *,
+    plan: StudyPlan | None = None,
 ) -> PreparedStudy:
     """Fill one sample of every image input and the presence mask from a study.
 
-    Series are selected first for every input, so a study missing a required modality fails
-    before any pixel is read. A missing optional input's view is zeroed and its presence
-    column set to 0; present inputs get 1.
+    The series are planned from headers first (:func:`~medfuse.runtime.preprocess.plan_study`),
+    so a study that cannot meet the model's presence rule fails before any pixel is read. Each
+    input then takes its first candidate series that reads cleanly; a candidate that fails
+    (unreadable file, pixel data of the wrong length, NaN…) is recorded and the next one tried
+    — a series is used whole or not at all. A missing optional input's view is zeroed and its
+    presence column set to 0; present inputs get 1.
 
     Parameters
     ----------
     study:
         A discovered study.
     spec:
-        The model spec (inputs in order; image inputs carry recipes).
+        The model spec (inputs in order; image inputs carry recipes; the presence rule).
     out:
         Input name → per-sample view (without the batch axis) for every image input and for
         the presence input (shape ``(K,)``), written in place.
+    plan:
+        The study's plan, when the caller already made it.
 
     Returns
     -------
     PreparedStudy
-        Which inputs were present or missing, the modality used for each, and timings.
+        The provenance (which series fed which input, why the others did not, warnings) and
+        timings.
 
     Raises
     ------
-    StudyError
-        A required input has no matching series (the message names the input and the
-        modalities it accepts).
+    NoUsableInputError
+        The presence rule is not met (a required input, or too few inputs, could not be
+        filled). It carries the provenance and, when a read failure emptied an input, that
+        failure as ``fault``. The views are zeroed.
     PreprocessingError
-        A buffer is missing or does not fit its input.
-    DicomError
-        A selected series could not be read.
+        A buffer is missing or does not fit its input, or a recipe does not apply.
     """
     images = spec.image_inputs
     presence_spec = spec.presence_input
@@ -220,43 +249,84 @@ def preprocess_study(
     if presence_spec is not None:
         presence = out[presence_spec.name]
         _check_out(presence, (len(images),), f"input {presence_spec.name!r}")
-
-    chosen: list[Series | None] = []
     for inp in images:
         assert inp.preprocessing is not None  # InputSpec guarantees it for image inputs
         _check_out(out[inp.name], inp.preprocessing.tensor_shape, f"input {inp.name!r}")
-        sel = inp.preprocessing.selection
-        series = select_series(study, sel)
-        if series is None and inp.required:
-            raise StudyError(
-                f"input {inp.name!r} is required and needs a {'/'.join(sel.modalities)} series "
-                f"with at least {sel.min_frames} frame(s); the study has modalities "
-                f"{list(study.modalities) or 'none'}"
-            )
-        chosen.append(series)
 
-    present: list[str] = []
-    missing: list[str] = []
-    used: dict[str, str] = {}
+    plan = plan if plan is not None else plan_study(study, spec)
+    if not plan.usable:  # from the headers alone: read nothing (the provenance is scan's)
+        _zero(out, needed)
+        raise _not_usable(plan.provenance(), None)
+    outcome = PlanOutcome()
+
     read_ms = prep_ms = 0.0
-    for i, (inp, series) in enumerate(zip(images, chosen, strict=True)):
+    for i, inp in enumerate(images):
         assert inp.preprocessing is not None
-        if series is None:
-            out[inp.name].fill(0.0)
-            missing.append(inp.name)
-        else:
-            r, p = _preprocess_series_timed(series, inp.preprocessing, out[inp.name])
-            read_ms += r
-            prep_ms += p
-            present.append(inp.name)
-            used[inp.name] = series.modality
+        view = out[inp.name]
+        filled = False
+        for n in plan.candidates[inp.name]:
+            series = plan.series[n - 1]
+            try:
+                done = _preprocess_series_timed(series, inp.preprocessing, view)
+            except (DicomError, NonFiniteDataError) as exc:
+                info = error_info(exc, stage="read", study=study)
+                outcome.failed[n] = (reason_of(exc), f"{info.type}: {info.message}")
+                if outcome.first_fault is None:
+                    outcome.first_fault = exc
+                continue
+            read_ms += done.read_ms
+            prep_ms += done.preprocess_ms
+            frames = series.frames if inp.preprocessing.geometry == "volume" else 1
+            outcome.used[inp.name] = (n, frames)
+            outcome.notices.extend(_notices(inp.name, n, done.notes))
+            filled = True
+            break
+        if not filled:
+            view.fill(0.0)
         if presence is not None:
-            presence[i] = 1.0 if series is not None else 0.0
-    if missing:
-        logger.info("study prepared without optional input(s) %s", missing)
+            presence[i] = 1.0 if filled else 0.0
+    provenance = plan.provenance(outcome)
+    if not provenance.rule_met:
+        _zero(out, needed)
+        raise _not_usable(provenance, outcome.first_fault)
+    if provenance.missing:
+        logger.info("study prepared without optional input(s) %s", list(provenance.missing))
     return PreparedStudy(
-        present=tuple(present),
-        missing=tuple(missing),
-        modalities_used=MappingProxyType(used),
+        provenance=provenance,
         timing_ms=MappingProxyType({"read": read_ms, "preprocess": prep_ms}),
+    )
+
+
+_NOTE_TEXT = {
+    "geometry_unknown": "slice positions, orientation or pixel spacing are missing: slices are "
+    "ordered by InstanceNumber and 1 mm is assumed where spacing is unknown",
+    "uneven_spacing": "slice spacing varies by more than 10 %",
+}
+
+
+def _notices(name: str, n: int, notes: tuple[str, ...]) -> list[Notice]:
+    """The warnings of one input read from series ``n``."""
+    out = []
+    for note in notes:
+        code, _, text = note.partition(": ")
+        detail = text or _NOTE_TEXT.get(code, code)
+        out.append(Notice(code, f"input {name}, series {n}: {detail}", input=name))
+    return out
+
+
+def _zero(out: Mapping[str, NDArray[np.float32]], names: list[str]) -> None:
+    for name in names:
+        out[name].fill(0.0)
+
+
+def _not_usable(provenance: Provenance, fault: BaseException | None) -> NoUsableInputError:
+    """The error for a study whose presence rule is not met, with a one-line summary."""
+    why = "; ".join(
+        f"{name}: {use.reason}" for name, use in provenance.inputs.items() if not use.present
+    )
+    return NoUsableInputError(
+        f"the study does not meet the model's presence rule ({provenance.rule.describe()}); "
+        f"{why or 'no input could be filled'}",
+        provenance,
+        fault,
     )

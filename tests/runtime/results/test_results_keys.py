@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from medfuse.errors import UsageError
-from medfuse.runtime.keys import KEY_HEX_CHARS, load_or_create_secret, study_key
+from medfuse.runtime.results.keys import KEY_HEX_CHARS, load_or_create_secret, study_key
 
 UID = "1.2.826.0.1.3680043.8.498.12345"
 
@@ -38,3 +38,17 @@ def test_secret_file_created_private_and_reused(tmp_path) -> None:  # type: igno
     assert len(first) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_or_create_secret(path) == first
+
+
+def test_uids_differing_only_in_non_ascii_characters_get_distinct_keys() -> None:
+    """The key is taken over the exact UID (pydicom decodes a damaged UI value as Latin-1)."""
+    secret = b"s" * 32
+    uids = ["1.2.\xe9", "1.2.\xe8", "1.2.\xc3\xa9", "1.2.?", "1.2.??", "1.2.3", "1.2.3.0", "1.2.30"]
+    keys = {study_key(u, secret) for u in uids}
+    assert len(keys) == len(uids)
+
+
+def test_ascii_uid_keys_are_unchanged_so_old_results_resume() -> None:
+    secret = b"k" * 32
+    expected = hmac.new(secret, UID.encode("ascii"), hashlib.sha256).hexdigest()[:KEY_HEX_CHARS]
+    assert study_key(f"  {UID} ", secret) == expected

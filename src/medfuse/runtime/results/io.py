@@ -8,6 +8,8 @@ machine lost power or the process died inside that one call. :func:`read_results
 incomplete final line (no newline, or not valid JSON) and reports its byte offset; the writer
 truncates the file there before it appends, so a resumed run never glues a new record onto a
 torn one. Records are keyed by the pseudonymous ``"study"`` key; nothing else identifies a study.
+Lines are :class:`~medfuse.runtime.results.record.ResultRecord` objects on both sides: the writer
+takes them, the reader gives them back typed.
 
 The CSV is derived: :func:`write_csv` rewrites it from the JSONL (atomically, via a temporary
 file) so that it is consistent after any number of resumed runs.
@@ -19,27 +21,38 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from medfuse.errors import UsageError
+from medfuse.errors import MedfuseError, UsageError
+from medfuse.runtime.results.record import ResultRecord
 
 __all__ = [
     "CSV_BASE_COLUMNS",
     "ResultsLog",
     "ResultsWriter",
     "check_output",
+    "csv_cells",
     "read_results",
-    "summary_fields",
     "write_csv",
 ]
 
 log = logging.getLogger(__name__)
 
-CSV_BASE_COLUMNS = ("study", "status", "top_class", "probability", "severity", "error_type")
+CSV_BASE_COLUMNS = (
+    "study",
+    "status",
+    "top_class",
+    "probability",
+    "severity",
+    "error_type",
+    "inputs",
+    "reasons",
+    "warnings",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,7 @@ class ResultsLog:
         The final record is complete but its newline is missing; a writer adds it first.
     """
 
-    records: tuple[dict[str, Any], ...] = ()
+    records: tuple[ResultRecord, ...] = ()
     valid_bytes: int = 0
     torn_bytes: int = 0
     bad_lines: tuple[int, ...] = field(default=())
@@ -71,18 +84,16 @@ class ResultsLog:
     @property
     def keys(self) -> frozenset[str]:
         """Study keys already recorded."""
-        return frozenset(str(r["study"]) for r in self.records)
+        return frozenset(r.study for r in self.records if r.study is not None)
 
 
-def _parse_record(line: bytes) -> dict[str, Any] | None:
-    """One JSONL line → a record with a string ``"study"`` key, or None when it is not one."""
+def _parse_record(line: bytes) -> ResultRecord | None:
+    """One JSONL line → a record with a study key, or None when it is not one."""
     try:
-        obj = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        record = ResultRecord.from_json(json.loads(line))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, MedfuseError):
         return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("study"), str):
-        return None
-    return obj
+    return record if record.study is not None else None
 
 
 def read_results(path: Path) -> ResultsLog:
@@ -102,7 +113,7 @@ def read_results(path: Path) -> ResultsLog:
     if not path.exists():
         return ResultsLog()
     data = path.read_bytes()
-    records: list[dict[str, Any]] = []
+    records: list[ResultRecord] = []
     bad: list[int] = []
     valid = 0  # end of the last complete line
     unterminated = False
@@ -198,11 +209,15 @@ class ResultsWriter:
         self._fh = fh
         return self
 
-    def write(self, record: Mapping[str, Any]) -> None:
+    def write(self, record: ResultRecord) -> None:
         """Append one record as a JSON line; flushed and fsynced before returning."""
         if self._fh is None:
-            raise RuntimeError("ResultsWriter.write called before open()")
-        line = json.dumps(record, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+            raise UsageError(
+                "ResultsWriter.write called before open(); use it as a context manager"
+            )
+        line = json.dumps(
+            record.to_json(), ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        )
         self._fh.write(line.encode("ascii") + b"\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -226,58 +241,47 @@ class ResultsWriter:
         self.close()
 
 
-def _classification(record: Mapping[str, Any]) -> tuple[str, Mapping[str, float]] | None:
-    """(top label, probabilities) of the first classification output of a record."""
-    outputs = record.get("outputs") or {}
-    for out in outputs.values():
-        if isinstance(out, Mapping) and isinstance(out.get("probabilities"), Mapping):
-            probs = {str(k): float(v) for k, v in out["probabilities"].items()}
-            top = out.get("top") or (max(probs, key=probs.__getitem__) if probs else "")
-            return str(top), probs
-    return None
+def csv_cells(record: ResultRecord) -> dict[str, Any]:
+    """The base CSV columns of one record (:data:`CSV_BASE_COLUMNS`), compact and PHI-free.
 
-
-def _severity(record: Mapping[str, Any]) -> float | None:
-    """The ``severity`` value of a record (first regression output when none is named so)."""
-    outputs = record.get("outputs") or {}
-    ordered = sorted(outputs.items(), key=lambda kv: kv[0] != "severity")
-    for _name, out in ordered:
-        if isinstance(out, Mapping) and "value" in out and out["value"] is not None:
-            return float(out["value"])
-        if isinstance(out, Mapping) and isinstance(out.get("values"), list) and out["values"]:
-            return float(out["values"][0])
-    return None
-
-
-def summary_fields(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Flat view of one record: study, status, top class, probability, severity, error type.
-
-    Used by the CSV and by the CLI tables; missing parts are ``None``.
+    ``inputs`` reads ``ct:CT#2/32 xr:CR#1/1`` (input, modality, series ordinal, frames used);
+    ``reasons`` ``ct:too_few_frames mr:no_series``; ``warnings`` ``geometry_unknown:ct``.
     """
-    cls = _classification(record)
-    error = record.get("error") or {}
+    prov = record.provenance
+    inputs = (
+        " ".join(
+            f"{name}:{use.modality}" + ("" if use.series is None else f"#{use.series}/{use.frames}")
+            for name, use in prov.inputs.items()
+            if use.present
+        )
+        if prov is not None
+        else ""
+    )
     return {
-        "study": record.get("study"),
-        "status": record.get("status"),
-        "top_class": cls[0] if cls else None,
-        "probability": cls[1].get(cls[0]) if cls else None,
-        "probabilities": dict(cls[1]) if cls else {},
-        "severity": _severity(record),
-        "error_type": error.get("type") if isinstance(error, Mapping) else None,
+        "study": record.study,
+        "status": record.status,
+        "top_class": record.top_class,
+        "probability": record.probability,
+        "severity": record.severity,
+        "error_type": record.error_type,
+        "inputs": inputs,
+        "reasons": " ".join(f"{r.input}:{r.code}" for r in record.reasons),
+        "warnings": " ".join(f"{w.code}:{w.input}" if w.input else w.code for w in record.warnings),
     }
 
 
-def write_csv(records: Iterable[Mapping[str, Any]], path: Path) -> int:
+def write_csv(records: Iterable[ResultRecord], path: Path) -> int:
     """(Re)write the CSV mirror of ``records`` atomically; returns the number of rows.
 
-    Columns: ``study, status, top_class, probability, severity, error_type`` and one
-    ``p_<label>`` column per class label seen (in first-seen order).
+    Columns: :data:`CSV_BASE_COLUMNS` and one ``p_<label>`` column per class label seen (in
+    first-seen order).
     """
     path = Path(path)
-    rows = [summary_fields(r) for r in records]
+    records = list(records)
     labels: list[str] = []
-    for row in rows:
-        for label in row["probabilities"]:
+    for record in records:
+        out = record.classification()
+        for label in out.probabilities if out is not None else ():
             if label not in labels:
                 labels.append(label)
     header = [*CSV_BASE_COLUMNS, *(f"p_{label}" for label in labels)]
@@ -286,18 +290,20 @@ def write_csv(records: Iterable[Mapping[str, Any]], path: Path) -> int:
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
-        for row in rows:
-            probs = row["probabilities"]
+        for record in records:
+            cells = csv_cells(record)
+            out = record.classification()
+            probs = out.probabilities if out is not None else {}
             writer.writerow(
                 [
-                    *(_cell(row[c]) for c in CSV_BASE_COLUMNS),
+                    *(_cell(cells[c]) for c in CSV_BASE_COLUMNS),
                     *(_cell(probs.get(label)) for label in labels),
                 ]
             )
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return len(rows)
+    return len(records)
 
 
 def _cell(value: Any) -> str:

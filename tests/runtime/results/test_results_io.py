@@ -8,25 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from helpers.records import error_record, ok_record, unusable_record
 from medfuse.errors import UsageError
-from medfuse.runtime.results_io import ResultsWriter, read_results, summary_fields, write_csv
+from medfuse.runtime.results import ResultRecord, ResultsWriter, read_results, write_csv
 
 
-def _rec(key: str, status: str = "ok") -> dict[str, object]:
-    if status == "ok":
-        return {
-            "study": key,
-            "status": "ok",
-            "outputs": {
-                "diagnosis": {
-                    "labels": ["a", "b"],
-                    "probabilities": {"a": 0.25, "b": 0.75},
-                    "top": "b",
-                },
-                "severity": {"value": 1.5},
-            },
-        }
-    return {"study": key, "status": "error", "error": {"type": "CorruptDicomError", "message": "x"}}
+def _rec(key: str, status: str = "ok") -> ResultRecord:
+    return ok_record(key) if status == "ok" else error_record(key)
+
+
+def _line(key: str) -> str:
+    return json.dumps(_rec(key).to_json())
 
 
 def test_writer_appends_one_line_per_record(tmp_path: Path) -> None:
@@ -41,7 +33,7 @@ def test_writer_appends_one_line_per_record(tmp_path: Path) -> None:
 
 def test_writer_refuses_non_empty_file_without_resume(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    out.write_text(json.dumps(_rec("k1")) + "\n")
+    out.write_text(_line("k1") + "\n")
     with pytest.raises(UsageError, match="--resume"):
         ResultsWriter(out).open()
 
@@ -56,8 +48,8 @@ def test_writer_accepts_empty_existing_file(tmp_path: Path) -> None:
 
 def test_reader_drops_torn_final_line_and_writer_truncates_it(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    good = json.dumps(_rec("k1")) + "\n"
-    torn = json.dumps(_rec("k2"))[:17]
+    good = _line("k1") + "\n"
+    torn = _line("k2")[:17]
     out.write_text(good + torn)
     log = read_results(out)
     assert log.keys == {"k1"}
@@ -70,14 +62,14 @@ def test_reader_drops_torn_final_line_and_writer_truncates_it(tmp_path: Path) ->
 
 def test_reader_drops_torn_final_line_with_newline(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    out.write_text(json.dumps(_rec("k1")) + "\n" + '{"study": "k2", "sta\n')
+    out.write_text(_line("k1") + "\n" + '{"study": "k2", "sta\n')
     log = read_results(out)
     assert log.keys == {"k1"} and log.torn_bytes > 0
 
 
 def test_reader_keeps_complete_record_without_newline(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    out.write_text(json.dumps(_rec("k1")) + "\n" + json.dumps(_rec("k2")))
+    out.write_text(_line("k1") + "\n" + _line("k2"))
     log = read_results(out)
     assert log.keys == {"k1", "k2"} and log.torn_bytes == 0 and log.needs_newline
     with ResultsWriter(out, resume=True) as w:
@@ -87,7 +79,7 @@ def test_reader_keeps_complete_record_without_newline(tmp_path: Path) -> None:
 
 def test_reader_skips_bad_middle_line(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    out.write_text(json.dumps(_rec("k1")) + "\nnot json\n" + json.dumps(_rec("k3")) + "\n")
+    out.write_text(_line("k1") + "\nnot json\n" + _line("k3") + "\n")
     log = read_results(out)
     assert log.keys == {"k1", "k3"} and log.bad_lines == (2,) and log.torn_bytes == 0
 
@@ -96,28 +88,48 @@ def test_reader_of_missing_file_is_empty(tmp_path: Path) -> None:
     assert read_results(tmp_path / "absent.jsonl").records == ()
 
 
-def test_summary_fields_of_ok_and_error_records() -> None:
-    ok = summary_fields(_rec("k1"))
-    assert (ok["top_class"], ok["probability"], ok["severity"], ok["error_type"]) == (
-        "b",
-        0.75,
-        1.5,
-        None,
-    )
-    err = summary_fields(_rec("k2", "error"))
-    assert (err["status"], err["top_class"], err["error_type"]) == (
-        "error",
-        None,
-        "CorruptDicomError",
-    )
+def test_records_read_back_typed_with_their_views(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    with ResultsWriter(out) as w:
+        for rec in (_rec("k1"), _rec("k2", "error"), unusable_record("k3")):
+            w.write(rec)
+    ok, err, unusable = read_results(out).records
+    assert ok == _rec("k1") and err == _rec("k2", "error") and unusable == unusable_record("k3")
+    assert (ok.top_class, ok.probability, ok.severity, ok.error_type) == ("b", 0.75, 1.5, None)
+    assert (err.status, err.top_class, err.error_type) == ("error", None, "CorruptDicomError")
+    assert [(r.input, r.code) for r in unusable.reasons] == [
+        ("ct", "too_few_frames"),
+        ("xr", "no_series"),
+    ]
+
+
+def test_schema_1_records_of_older_runs_are_read_for_resume(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    old = {
+        "study": "k1",
+        "status": "ok",
+        "outputs": {"diagnosis": {"kind": "classification", "top": "b", "probabilities": {"b": 1}}},
+        "modalities": {"used": ["CT"], "missing": []},
+        "timing_ms": {"total": 3.0},
+        "model": {"name": "m"},
+    }
+    out.write_text(json.dumps(old) + "\n")
+    (rec,) = read_results(out).records
+    assert rec.schema == 1 and rec.ok and rec.top_class == "b" and rec.provenance is None
+    with ResultsWriter(out, resume=True) as w:
+        w.write(_rec("k2"))
+    assert read_results(out).keys == {"k1", "k2"}
 
 
 def test_csv_mirrors_records(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
-    assert write_csv([_rec("k1"), _rec("k2", "error")], path) == 2
+    assert write_csv([_rec("k1"), _rec("k2", "error"), unusable_record("k3")], path) == 3
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["study"] for r in rows] == ["k1", "k2"]
+    assert [r["study"] for r in rows] == ["k1", "k2", "k3"]
+    assert rows[0]["inputs"] == "ct:CT#1/32" and rows[0]["reasons"] == ""
+    assert rows[2]["status"] == "no_usable_input" and rows[2]["top_class"] == ""
+    assert rows[2]["reasons"] == "ct:too_few_frames xr:no_series"
     assert (
         rows[0]["top_class"] == "b"
         and float(rows[0]["p_a"]) == 0.25

@@ -22,13 +22,19 @@ _MIN_SECRET_BYTES = 16
 
 
 def study_key(uid: str, secret: bytes) -> str:
-    """The pseudonymous key of a study: hex of the first 128 bits of HMAC-SHA256(secret, uid)."""
+    """The pseudonymous key of a study: hex of the first 128 bits of HMAC-SHA256(secret, uid).
+
+    The UID is keyed by its exact characters (surrounding whitespace, DICOM's padding, removed),
+    encoded losslessly, so two different UIDs never share a key — also UIDs that differ only in
+    non-ASCII characters (which a standard UID never holds, but a damaged header can). ASCII UIDs
+    get the same keys as in every earlier version, so old results files resume.
+    """
     if len(secret) < _MIN_SECRET_BYTES:
         raise UsageError(
             f"the study-key secret is {len(secret)} bytes; at least {_MIN_SECRET_BYTES} are needed"
         )
-    digest = hmac.new(secret, uid.strip().encode("ascii", "replace"), hashlib.sha256).hexdigest()
-    return digest[:KEY_HEX_CHARS]
+    data = uid.strip().encode("utf-8", "surrogatepass")
+    return hmac.new(secret, data, hashlib.sha256).hexdigest()[:KEY_HEX_CHARS]
 
 
 def load_or_create_secret(path: Path) -> bytes:
