@@ -206,7 +206,11 @@ def test_no_pixels_and_missing_uid_are_counted(tmp_path: Path) -> None:
     ds.save_as(tmp_path / "nouid")
     found = discover_studies(tmp_path)
     assert dict(found.skipped) == {"no_pixels": 1, "missing_uid": 1}
-    assert found.studies == () and found.files_seen == 2
+    assert found.files_seen == 2
+    # an image header without pixels is a lost slice: its study is kept and reported, not lost
+    (study,) = found.studies
+    (series,) = study.series
+    assert series.instances == () and series.unreadable_files == 1
     with pytest.raises(CorruptDicomError, match="no PixelData"):
         read_frames(tmp_path / "nopix")
 
