@@ -58,6 +58,7 @@ _PRECISION_RE = re.compile(rf"^({'|'.join(_PRECISION_BASES)})(-[a-z0-9]+)*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _CC_RE = re.compile(r"^\d+\.\d+$")
+_VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+-]{0,39}$")
 
 _TOP_KEYS = ("schema_version", "model", "variants", "engines", "artifacts", "provenance")
 
@@ -542,11 +543,13 @@ def _check_schema_version(d: Mapping[str, Any]) -> None:
     if version > SCHEMA_VERSION:
         prov = d.get("provenance")
         writer = prov.get("medfuse_version") if isinstance(prov, Mapping) else None
-        need = f"medfuse>={writer}" if isinstance(writer, str) else "a newer medfuse"
+        if not (isinstance(writer, str) and _VERSION_RE.match(writer)):
+            writer = None  # only a plain version string is echoed
+        need = f"medfuse>={writer}" if writer else "a newer medfuse"
         raise IncompatibleBundleError(
             f"schema_version: the bundle uses manifest schema {version}, but medfuse "
             f"{__version__} reads schema {SCHEMA_VERSION} at most; install {need} "
-            f"(pip install -U 'medfuse{'>=' + writer if isinstance(writer, str) else ''}')"
+            f"(pip install -U 'medfuse{'>=' + writer if writer else ''}')"
         )
     if version < SCHEMA_VERSION:
         raise ManifestError(
