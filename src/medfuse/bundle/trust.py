@@ -412,9 +412,10 @@ def check_trust(
         if state.status == "invalid":
             logger.warning("bundle %s: %s", label, state.detail)
         return state
+    keys = ", ".join(t.label for t in policy.trusted_keys)
     sign_hint = f"sign it with `medfuse sign {label} --key KEY` using a key the policy trusts"
     if state.status == "unsigned":
-        raise _refuse(label, policy, "it is unsigned", f"trusted: {policy.describe()}; {sign_hint}")
+        raise _refuse(label, policy, "it is unsigned", f"trusted keys: {keys}; {sign_hint}")
     if state.status == "invalid":
         raise _refuse(label, policy, state.detail, f"get a correctly signed copy, or {sign_hint}")
     moment = now or _dt.datetime.now(_dt.timezone.utc)
@@ -435,8 +436,7 @@ def check_trust(
         label,
         policy,
         f"it is signed by key {signers}, which the policy does not trust",
-        f"trusted: {', '.join(t.label for t in policy.trusted_keys)}; add the signer's public key "
-        "with --trusted-key if you trust it",
+        f"trusted keys: {keys}; add the signer's public key with --trusted-key if you trust it",
     )
 
 
