@@ -191,7 +191,7 @@ def test_manifest_edited_after_signing_is_refused(
     _sign(bundle, keys["publisher"])
     _edit_manifest(bundle, edit)
     assert open_bundle(bundle.path, trust=NO_POLICY).manifest != bundle.manifest  # it did change
-    with pytest.raises(UntrustedBundleError, match="made for other bytes.*changed after signing"):
+    with pytest.raises(UntrustedBundleError, match=r"made for other bytes.*changed after signing"):
         open_bundle(bundle.path, trust=_policy(keys["publisher"]))
 
 
@@ -253,7 +253,7 @@ def test_expired_key_is_refused(bundle: Bundle, keys: dict[str, KeyFiles]) -> No
 
     _sign(bundle, keys["publisher"])
     past = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
-    with pytest.raises(UntrustedBundleError, match="was trusted until 2020-01-01.*current key"):
+    with pytest.raises(UntrustedBundleError, match=r"was trusted until 2020-01-01.*current key"):
         open_bundle(bundle.path, trust=_policy(keys["publisher"], expires=past))
     future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
     assert open_bundle(bundle.path, trust=_policy(keys["publisher"], expires=future))
