@@ -22,7 +22,13 @@ from typing import Literal
 
 from medfuse.bundle.external_data import external_data_locations, resolve_location
 from medfuse.bundle.integrity import DAMAGED_HINT, check_sha256
-from medfuse.bundle.limits import MANIFEST_LIMITS, SMALL_DOCUMENT_LIMITS, read_bounded, shown
+from medfuse.bundle.limits import (
+    MANIFEST_LIMITS,
+    SMALL_DOCUMENT_LIMITS,
+    load_json,
+    read_bounded,
+    shown,
+)
 from medfuse.bundle.manifest import MANIFEST_NAME, Manifest, check_relative_path
 from medfuse.bundle.signing import SIGNATURE_NAME
 from medfuse.bundle.spec import ModelSpec
@@ -399,10 +405,12 @@ def _read_signature(path: Path) -> bytes | None:
 
 
 def _parse_manifest(text: bytes, label: str) -> Manifest:
+    where = f"bundle {label}: {MANIFEST_NAME}"
+    data = load_json(text, source=where, error=ManifestError, limits=MANIFEST_LIMITS)
     try:
-        return Manifest.from_json(text)
+        return Manifest.from_dict(data)
     except BundleError as exc:
-        raise type(exc)(f"bundle {label}: {MANIFEST_NAME}: {exc}") from exc
+        raise type(exc)(f"{where}: {exc}") from exc
 
 
 def _expected_files(manifest: Manifest) -> Mapping[str, str]:
