@@ -339,3 +339,17 @@ def test_env_var_keys_are_a_policy(
         open_bundle(bundle.path)
     _sign(bundle, keys["stranger"])
     assert open_bundle(bundle.path).signature is not None
+
+
+def test_cryptography_loads_only_when_a_signature_is_handled() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, medfuse.bundle\n"
+        "from medfuse.bundle import open_bundle, reference_bundle_path\n"
+        "open_bundle(reference_bundle_path())\n"
+        "print('cryptography' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

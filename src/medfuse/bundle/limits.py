@@ -95,26 +95,22 @@ def max_nesting(data: bytes) -> int:
     return int(np.cumsum(steps).max())
 
 
-def _parse_int(limits: JsonLimits) -> Any:
-    def parse(text: str) -> int:
-        if len(text) > limits.max_number_chars:
-            raise _Refused(
-                f"a number of {len(text)} characters is longer than the "
-                f"{limits.max_number_chars} allowed"
-            )
-        return int(text)
+def _check_length(text: str, limits: JsonLimits) -> str:
+    if len(text) > limits.max_number_chars:
+        raise _Refused(
+            f"a number of {len(text)} characters is longer than the "
+            f"{limits.max_number_chars} allowed"
+        )
+    return text
 
-    return parse
+
+def _parse_int(limits: JsonLimits) -> Any:
+    return lambda text: int(_check_length(text, limits))
 
 
 def _parse_float(limits: JsonLimits) -> Any:
     def parse(text: str) -> float:
-        if len(text) > limits.max_number_chars:
-            raise _Refused(
-                f"a number of {len(text)} characters is longer than the "
-                f"{limits.max_number_chars} allowed"
-            )
-        value = float(text)
+        value = float(_check_length(text, limits))
         if not math.isfinite(value):
             raise _Refused(f"the number {shown(text)} is out of range")
         return value

@@ -36,13 +36,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from medfuse.bundle.limits import SMALL_DOCUMENT_LIMITS, load_json, shown
+from medfuse.bundle.limits import SMALL_DOCUMENT_LIMITS, load_json, read_bounded, shown
 from medfuse.errors import MissingDependencyError, UntrustedBundleError, UsageError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from medfuse.bundle._ed25519 import Ed25519PrivateKey
 
 __all__ = [
     "PASSPHRASE_ENV",
@@ -73,11 +74,16 @@ _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _MAX_KEY_FILE = 16 << 10
 
 
-def _crypto_missing(exc: ImportError) -> MissingDependencyError:
-    return MissingDependencyError(
-        "the 'cryptography' package is needed for bundle signatures but is not installed; it "
-        "is a dependency of medfuse: pip install 'cryptography>=42' (or reinstall medfuse)"
-    )
+def _crypto() -> ModuleType:
+    """:mod:`medfuse.bundle._ed25519`, imported on first use (it imports ``cryptography``)."""
+    try:
+        from medfuse.bundle import _ed25519
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the 'cryptography' package is needed for bundle signatures but is not installed; "
+            "it is a dependency of medfuse: pip install 'cryptography>=42' (or reinstall medfuse)"
+        ) from exc
+    return _ed25519
 
 
 def key_id_of(raw_public: bytes) -> str:
@@ -107,27 +113,11 @@ class PublicKey:
 
     def verifies(self, signature: bytes, message: bytes) -> bool:
         """Whether ``signature`` is this key's Ed25519 signature of ``message``."""
-        try:
-            from cryptography.exceptions import InvalidSignature
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-        except ImportError as exc:
-            raise _crypto_missing(exc) from exc
-        try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return bool(_crypto().verify(self.raw, signature, message))
 
     def pem(self) -> bytes:
         """The key as PEM (SubjectPublicKeyInfo), the format ``medfuse keygen`` writes."""
-        try:
-            from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-        except ImportError as exc:
-            raise _crypto_missing(exc) from exc
-        return Ed25519PublicKey.from_public_bytes(self.raw).public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return bytes(_crypto().public_pem(self.raw))
 
 
 @dataclass(frozen=True)
@@ -294,14 +284,7 @@ def sign_manifest(manifest: bytes, key: SigningKey, *, signed_at: str | None = N
 
 
 def _read_key_file(path: Path, what: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(_MAX_KEY_FILE + 1)
-    except OSError as exc:
-        raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from exc
-    if len(data) > _MAX_KEY_FILE:
-        raise UsageError(f"{what} {path}: too large to be a key file")
-    return data
+    return read_bounded(path, _MAX_KEY_FILE, what=f"{what} {path}", error=UsageError)
 
 
 def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
@@ -316,24 +299,16 @@ def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
     p = Path(path).expanduser()
     data = _read_key_file(p, "public key")
     try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    except ImportError as exc:
-        raise _crypto_missing(exc) from exc
-    try:
-        if data.lstrip().startswith(b"ssh-"):
-            key: object = serialization.load_ssh_public_key(data)
-        else:
-            key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(
-            f"public key {p}: not a PEM or OpenSSH public key; give the .pub file "
-            "`medfuse keygen` wrote"
-        ) from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise UsageError(f"public key {p}: is not an Ed25519 key (medfuse signs with Ed25519)")
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raw = _crypto().public_from_file(data)
+    except ValueError as exc:
+        raise UsageError(f"public key {p}: {exc}; give the .pub file `medfuse keygen` wrote") from exc
     return PublicKey(raw, origin=str(p))
+
+
+def _passphrase(given: bytes | None) -> bytes | None:
+    if given is None and (env := os.environ.get(PASSPHRASE_ENV)):
+        return env.encode("utf-8")
+    return given
 
 
 def load_signing_key(path: str | os.PathLike[str], passphrase: bytes | None = None) -> SigningKey:
@@ -353,32 +328,15 @@ def load_signing_key(path: str | os.PathLike[str], passphrase: bytes | None = No
     """
     p = Path(path).expanduser()
     data = _read_key_file(p, "signing key")
-    if passphrase is None and (env := os.environ.get(PASSPHRASE_ENV)):
-        passphrase = env.encode("utf-8")
+    crypto = _crypto()
     try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    except ImportError as exc:
-        raise _crypto_missing(exc) from exc
-    try:
-        if b"OPENSSH PRIVATE KEY" in data:
-            key: object = serialization.load_ssh_private_key(data, passphrase)
-        else:
-            key = serialization.load_pem_private_key(data, passphrase)
-    except TypeError as exc:  # encrypted without a passphrase, or a passphrase for a plain key
-        raise UsageError(
-            f"signing key {p}: {exc}; set {PASSPHRASE_ENV} to the key's passphrase "
-            "(or unset it for an unencrypted key)"
-        ) from exc
+        key = crypto.private_from_file(data, _passphrase(passphrase))
     except ValueError as exc:
         raise UsageError(
-            f"signing key {p}: cannot load it (wrong passphrase, or not a PEM / OpenSSH private "
-            "key); give the .key file `medfuse keygen` wrote"
+            f"signing key {p}: {exc}; give the .key file `medfuse keygen` wrote, with "
+            f"{PASSPHRASE_ENV} set to its passphrase if it has one"
         ) from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UsageError(f"signing key {p}: is not an Ed25519 key (medfuse signs with Ed25519)")
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return SigningKey(key, PublicKey(raw, origin=str(p)))
+    return SigningKey(key, PublicKey(crypto.raw_public(key), origin=str(p)))
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
@@ -410,24 +368,9 @@ def generate_key(prefix: str | os.PathLike[str], *, passphrase: bytes | None = N
     for p in (private, public):
         if p.exists():
             raise UsageError(f"{p} exists already; keys are never overwritten — choose another name")
-    if passphrase is None and (env := os.environ.get(PASSPHRASE_ENV)):
-        passphrase = env.encode("utf-8")
-    try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    except ImportError as exc:
-        raise _crypto_missing(exc) from exc
-    key = Ed25519PrivateKey.generate()
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase)
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    public_key = PublicKey(raw, origin=str(public))
+    crypto = _crypto()
+    key, private_pem = crypto.generate(_passphrase(passphrase))
+    public_key = PublicKey(crypto.raw_public(key), origin=str(public))
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
         _write_new(private, private_pem, 0o600)
@@ -440,4 +383,3 @@ def generate_key(prefix: str | os.PathLike[str], *, passphrase: bytes | None = N
         raise UsageError(f"cannot write the key pair {base}.key/.pub ({exc.strerror})") from exc
     logger.info("generated Ed25519 key %s", public_key.key_id)
     return KeyFiles(private, public, public_key.key_id)
-
