@@ -24,6 +24,7 @@ from medfuse.bundle.manifest import (
     Provenance,
     Variant,
 )
+from medfuse.bundle.publish import sign_bundle
 from medfuse.bundle.reference import reference_bundle_path
 from medfuse.bundle.signing import generate_key, load_public_key, load_signing_key
 from medfuse.bundle.spec import (
@@ -44,13 +45,7 @@ from medfuse.bundle.trust import (
     resolve_policy,
     use_trust_policy,
 )
-from medfuse.bundle.write import (
-    VariantSource,
-    sign_bundle,
-    update_bundle,
-    variant_filename,
-    write_bundle,
-)
+from medfuse.bundle.write import VariantSource, update_bundle, variant_filename, write_bundle
 
 __all__ = [
     "MANIFEST_NAME",

@@ -9,8 +9,8 @@ it was; files the new manifest drops are deleted only after it is in place.
 
 A variant saved with ONNX external data brings its data files along (found in its protobuf,
 copied from beside the source, listed and hashed like every artifact). Changing a signed bundle
-removes its signature, which no longer covers the new manifest; :func:`sign_bundle` signs it
-(again).
+removes its signature, which no longer covers the new manifest;
+:func:`~medfuse.bundle.publish.sign_bundle` signs it (again).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 from medfuse.bundle.bundle import Bundle, open_bundle
 from medfuse.bundle.external_data import external_data_locations, resolve_location
 from medfuse.bundle.integrity import sha256_file
-from medfuse.bundle.limits import MANIFEST_LIMITS, read_bounded
 from medfuse.bundle.manifest import (
     MANIFEST_NAME,
     EngineRecord,
@@ -40,26 +39,20 @@ from medfuse.bundle.manifest import (
     check_precision,
     check_relative_path,
 )
-from medfuse.bundle.signing import (
-    SIGNATURE_NAME,
-    PublicKey,
-    SignatureRecord,
-    SigningKey,
-    parse_signatures,
-    sign_manifest,
-    signatures_document,
-)
+from medfuse.bundle.signing import SIGNATURE_NAME
 from medfuse.bundle.spec import ModelSpec
 from medfuse.bundle.trust import NO_POLICY
 from medfuse.errors import (
     BundleError,
-    IntegrityError,
-    ManifestError,
-    UntrustedBundleError,
-    UsageError,
 )
 
-__all__ = ["VariantSource", "sign_bundle", "update_bundle", "variant_filename", "write_bundle"]
+__all__ = [
+    "VariantSource",
+    "update_bundle",
+    "variant_filename",
+    "write_bundle",
+    "write_text_atomic",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +105,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (temporary file, fsync, rename, fsync dir)."""
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     try:
         with open(tmp, "x", encoding="utf-8") as fh:
@@ -258,7 +252,7 @@ def write_bundle(
             artifacts=artifacts,
             provenance=provenance,
         )
-        _write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
+        write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
         _place(tmp, out, overwrite=overwrite)
     finally:
         if tmp.exists():
@@ -403,7 +397,7 @@ def update_bundle(
     artifacts.update(hashes)
     manifest = dataclasses.replace(current, variants=variants, engines=engines, artifacts=artifacts)
     _drop_signature(bundle.path)
-    _write_text_atomic(bundle.path / MANIFEST_NAME, manifest.to_json())
+    write_text_atomic(bundle.path / MANIFEST_NAME, manifest.to_json())
     for rel in sorted(set(current.artifacts) - set(artifacts)):
         (bundle.path / rel).unlink(missing_ok=True)
         logger.info("removed %s from bundle %s", rel, bundle.label)
@@ -426,88 +420,6 @@ def _drop_signature(root: Path) -> None:
             root.name,
             root.name,
         )
-
-
-def sign_bundle(
-    bundle: str | Path, key: SigningKey, *, signed_at: str | None = None
-) -> SignatureRecord:
-    """Sign a bundle directory's manifest with ``key``, writing ``manifest.json.sig``.
-
-    The bundle is verified first (every artifact's sha256, external data listed): a damaged
-    bundle is never signed. Signatures by other keys over the same manifest are kept; one by
-    the same key, or over an older manifest, is replaced.
-
-    Parameters
-    ----------
-    bundle:
-        The bundle directory (or its ``manifest.json``). A zip cannot be signed in place: unzip
-        it, sign the directory, zip it again.
-    key:
-        The publisher's key (:func:`~medfuse.bundle.signing.load_signing_key`).
-    signed_at:
-        UTC time ``YYYY-MM-DDTHH:MM:SSZ`` to record (default: now).
-
-    Returns
-    -------
-    SignatureRecord
-        The new signature.
-
-    Raises
-    ------
-    UsageError
-        ``bundle`` is a zip.
-    IntegrityError
-        The bundle fails verification.
-    BundleError
-        The manifest changed while signing, or the signature cannot be written.
-    """
-    path = Path(bundle).expanduser()
-    if path.is_file() and path.name == MANIFEST_NAME:
-        path = path.parent
-    if path.is_file():
-        raise UsageError(
-            f"{path.name} is a file; sign the bundle directory, then zip it (the zip then "
-            f"carries {SIGNATURE_NAME})"
-        )
-    opened = open_bundle(path, trust=NO_POLICY)
-    report = opened.verify()
-    problems = [p for p in report.problems if p.kind != "signature"]
-    if problems:
-        details = "; ".join(p.message for p in problems)
-        raise IntegrityError(
-            f"bundle {opened.label} failed verification, so it is not signed: {details}"
-        )
-    text = read_bounded(
-        path / MANIFEST_NAME,
-        MANIFEST_LIMITS.max_bytes,
-        what=f"bundle {opened.label}: {MANIFEST_NAME}",
-        error=ManifestError,
-    )
-    record = sign_manifest(text, key, signed_at=signed_at)
-    if record.manifest_sha256 != opened.digest:
-        raise BundleError(f"bundle {opened.label}: the manifest changed while signing; try again")
-    records = [record, *_other_signatures(path, opened.label, record)]
-    _write_text_atomic(path / SIGNATURE_NAME, signatures_document(records))
-    logger.info("signed bundle %s with key %s", opened.label, record.key_id)
-    return record
-
-
-def _other_signatures(root: Path, label: str, new: SignatureRecord) -> list[SignatureRecord]:
-    """The existing signatures by other keys over the same manifest."""
-    sig = root / SIGNATURE_NAME
-    if not sig.is_file():
-        return []
-    try:
-        old = parse_signatures(sig.read_bytes(), source=f"bundle {label}: {SIGNATURE_NAME}")
-    except (UntrustedBundleError, OSError):
-        return []  # a broken signature file is replaced
-    return [
-        r
-        for r in old
-        if r.key_id != new.key_id
-        and r.manifest_sha256 == new.manifest_sha256
-        and PublicKey(r.public_key).verifies(r.signature, r.statement())
-    ]
 
 
 def _stage_and_commit(root: Path, plan: Mapping[str, Path]) -> dict[str, str]:

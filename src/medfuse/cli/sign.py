@@ -28,8 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sign the bundle and print the key id and the bundle's sha256."""
+    from medfuse.bundle.publish import sign_bundle
     from medfuse.bundle.signing import SIGNATURE_NAME, load_signing_key
-    from medfuse.bundle.write import sign_bundle
 
     record = sign_bundle(args.bundle, load_signing_key(args.key))
     if args.json:
