@@ -38,3 +38,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker, (ok, why) in gates.items():
             if marker in item.keywords and not ok:
                 item.add_marker(pytest.mark.skip(reason=why))
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_trust_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No host trust config or key list leaks into a test (subprocesses inherit this too)."""
+    monkeypatch.setenv("MEDFUSE_TRUST_CONFIG", "")
+    monkeypatch.delenv("MEDFUSE_TRUSTED_KEYS", raising=False)
+    monkeypatch.delenv("MEDFUSE_KEY_PASSPHRASE", raising=False)

@@ -12,6 +12,7 @@ The tree::
     ├── BundleError                 anything about a bundle on disk
     │   ├── ManifestError           manifest.json missing, malformed, or a field invalid
     │   ├── IntegrityError          an artifact's sha256 does not match the manifest
+    │   ├── UntrustedBundleError    refused by the trust policy (unsigned, wrong key, pin)
     │   └── IncompatibleBundleError an artifact does not fit this device / runtime
     ├── DicomError                  one DICOM file or series could not be used
     │   ├── NotDicomError           not a DICOM file at all (random bytes, empty, DICOMDIR)
@@ -61,6 +62,7 @@ __all__ = [
     "PreprocessingError",
     "StudyError",
     "UnsupportedDicomError",
+    "UntrustedBundleError",
     "UsageError",
 ]
 
@@ -83,6 +85,11 @@ class ManifestError(BundleError):
 
 class IntegrityError(BundleError):
     """An artifact's sha256 does not match the one recorded in the manifest."""
+
+
+class UntrustedBundleError(BundleError):
+    """The trust policy refuses the bundle: unsigned, signed by a key it does not trust (or
+    one that expired), a signature over other bytes, or a digest other than the one pinned."""
 
 
 class IncompatibleBundleError(BundleError):

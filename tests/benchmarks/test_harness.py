@@ -8,6 +8,7 @@ import pytest
 
 from medfuse.benchmarks.harness import HarnessConfig, measure
 from medfuse.benchmarks.stats import StabilityRule
+from medfuse.errors import UsageError
 
 
 class SyntheticClock:
@@ -85,9 +86,9 @@ def test_slow_step_gets_minimum_samples_per_window() -> None:
 
 
 def test_config_validates() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         HarnessConfig(window_ms=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         HarnessConfig(items_per_step=0)
 
 

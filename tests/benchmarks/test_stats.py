@@ -16,6 +16,7 @@ from medfuse.benchmarks.stats import (
     check_stability,
     percentile,
 )
+from medfuse.errors import UsageError
 
 
 @pytest.mark.parametrize("q", [0, 1, 25, 50, 90, 95, 99, 99.9, 100])
@@ -45,9 +46,9 @@ def test_percentile_property_vs_numpy(values: list[float], q: float) -> None:
 
 
 def test_percentile_rejects_empty_and_bad_q() -> None:
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(UsageError, match="empty"):
         percentile([], 50)
-    with pytest.raises(ValueError, match=r"0\.\.100"):
+    with pytest.raises(UsageError, match=r"0\.\.100"):
         percentile([1.0], 101)
 
 
@@ -96,9 +97,9 @@ def test_too_few_windows_is_not_stable() -> None:
 
 
 def test_rule_validates() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         StabilityRule(spread=0.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         StabilityRule(windows=1)
     assert "±5%" in StabilityRule().describe()
     assert math.isclose(StabilityRule().spread, 0.05)

@@ -17,6 +17,7 @@ from medfuse.benchmarks.tegrastats import (
     mean_power_mw,
     parse_tegrastats_line,
 )
+from medfuse.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tegrastats"
 
@@ -97,7 +98,7 @@ def test_energy_per_inference_integration() -> None:
     expected = (4952 + 6752 + 7152) / 3 * 2.5 / 500
     assert energy_per_inference_mj(mean, 2.5, 500) == pytest.approx(expected)
     assert energy_per_inference_mj(5000.0, 2.0, 100) == pytest.approx(100.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         energy_per_inference_mj(5000.0, 0.0, 10)
 
 

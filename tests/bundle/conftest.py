@@ -1,4 +1,4 @@
-"""Fixtures for bundle tests: a freshly written tiny bundle per test, a private zip cache."""
+"""Fixtures for bundle tests: a freshly written tiny bundle per test, a private zip cache, keys."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from helpers.onnx_bundles import make_bundle
 from medfuse.bundle import Bundle
 from medfuse.bundle.integrity import clear_verified_cache
+from medfuse.bundle.signing import KeyFiles, generate_key
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +21,9 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def bundle(tmp_path: Path) -> Bundle:
     return make_bundle(tmp_path)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, KeyFiles]:
+    """Two Ed25519 key pairs written by ``generate_key``: a publisher's and a stranger's."""
+    return {name: generate_key(tmp_path / "keys" / name) for name in ("publisher", "stranger")}

@@ -28,6 +28,7 @@ from medfuse.benchmarks.stats import (
     WindowSummary,
     check_stability,
 )
+from medfuse.errors import UsageError
 
 __all__ = ["HarnessConfig", "Measurement", "StepFn", "measure"]
 
@@ -57,6 +58,11 @@ class HarnessConfig:
         Items (inferences, studies) one step processes; throughput counts items.
     max_samples_kept:
         Latency samples kept in the result for plots (quantiles of the measured ones beyond it).
+
+    Raises
+    ------
+    UsageError
+        A non-positive window or time bound, or fewer than one item / sample per step.
     """
 
     window_ms: float = 1000.0
@@ -70,12 +76,15 @@ class HarnessConfig:
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0 or self.max_seconds <= 0:
-            raise ValueError(
-                f"window_ms and max_seconds must be positive, got {self.window_ms}, "
-                f"{self.max_seconds}"
+            raise UsageError(
+                f"window_ms and max_seconds must be positive (e.g. 1000 ms and 30 s), got "
+                f"{self.window_ms} ms and {self.max_seconds} s"
             )
         if self.items_per_step < 1 or self.min_samples_per_window < 1:
-            raise ValueError("items_per_step and min_samples_per_window must be at least 1")
+            raise UsageError(
+                f"items_per_step and min_samples_per_window must be at least 1, got "
+                f"{self.items_per_step} and {self.min_samples_per_window}"
+            )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from medfuse.errors import UsageError
+
 __all__ = [
     "PERCENTILES",
     "LatencyStats",
@@ -39,14 +41,14 @@ def percentile(samples: ArrayLike, q: float) -> float:
 
     Raises
     ------
-    ValueError
+    UsageError
         ``samples`` is empty or ``q`` is outside 0..100.
     """
     x: NDArray[np.float64] = np.sort(np.asarray(samples, dtype=np.float64).ravel())
     if x.size == 0:
-        raise ValueError("percentile of an empty sample set")
+        raise UsageError("percentile of an empty sample set; measure at least one sample")
     if not 0.0 <= q <= 100.0:
-        raise ValueError(f"percentile q must be within 0..100, got {q}")
+        raise UsageError(f"percentile q must be within 0..100 (e.g. 50 for the median), got {q}")
     h = (x.size - 1) * q / 100.0
     lo = math.floor(h)
     hi = min(lo + 1, x.size - 1)
@@ -69,10 +71,16 @@ class LatencyStats:
 
     @classmethod
     def from_samples(cls, samples_ms: ArrayLike) -> LatencyStats:
-        """Compute the summary of ``samples_ms`` (at least one sample)."""
+        """Compute the summary of ``samples_ms``.
+
+        Raises
+        ------
+        UsageError
+            ``samples_ms`` is empty.
+        """
         x = np.asarray(samples_ms, dtype=np.float64).ravel()
         if x.size == 0:
-            raise ValueError("latency statistics need at least one sample")
+            raise UsageError("latency statistics need at least one sample; measure longer")
         p50, p90, p95, p99 = (percentile(x, q) for q in PERCENTILES)
         return cls(
             p50=p50,
@@ -132,6 +140,11 @@ class StabilityRule:
         Largest allowed relative deviation from the windows' mean (0.05 = ±5 %).
     windows:
         How many consecutive windows must agree (perf_analyzer uses 3).
+
+    Raises
+    ------
+    UsageError
+        ``spread`` outside (0, 1) or fewer than 2 ``windows``.
     """
 
     spread: float = 0.05
@@ -139,9 +152,14 @@ class StabilityRule:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.spread < 1.0:
-            raise ValueError(f"stability spread must be within (0, 1), got {self.spread}")
+            raise UsageError(
+                f"stability spread must be within (0, 1) (0.05 = ±5 %), got {self.spread}"
+            )
         if self.windows < 2:
-            raise ValueError(f"stability needs at least 2 windows, got {self.windows}")
+            raise UsageError(
+                f"stability needs at least 2 windows to compare (perf_analyzer uses 3), got "
+                f"{self.windows}"
+            )
 
     def describe(self) -> str:
         return (

@@ -42,6 +42,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from medfuse.errors import UsageError
+
 __all__ = [
     "ClockCheck",
     "Rail",
@@ -153,9 +155,9 @@ def mean_power_mw(samples: Sequence[TegrastatsSample]) -> float | None:
 def energy_per_inference_mj(mean_power: float, duration_s: float, inferences: int) -> float:
     """Energy per inference in mJ: ``mean_power`` (mW) × ``duration_s`` / ``inferences``."""
     if inferences < 1 or duration_s <= 0:
-        raise ValueError(
+        raise UsageError(
             f"energy needs a positive duration and at least one inference, got {duration_s} s "
-            f"and {inferences}"
+            f"and {inferences}; measure at least one inference"
         )
     return mean_power * duration_s / inferences
 

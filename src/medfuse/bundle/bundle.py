@@ -1,8 +1,15 @@
 """Open a bundle (a ``NAME.medfuse/`` directory or a zip of one) and use its files safely.
 
-Every file handed out by :meth:`Bundle.file` has had its sha256 checked against the manifest, so
-a damaged artifact is an :class:`~medfuse.errors.IntegrityError` naming the file, never a crash
-deep inside ONNX Runtime or TensorRT.
+:func:`open_bundle` is the one opener every verb and :class:`~medfuse.runtime.session.Session`
+go through. It reads ``manifest.json`` (bounded) and ``manifest.json.sig``, lets the trust policy
+decide on those bytes alone (:mod:`medfuse.bundle.trust`), and only then parses the manifest and,
+for a zip, extracts it (:mod:`medfuse.bundle.archive`).
+
+Every file handed out by :meth:`Bundle.file` / :meth:`Bundle.variant_file` /
+:meth:`Bundle.engine_file` has had its sha256 checked against the manifest — for an ONNX variant
+also every external-data file it loads — so a damaged or swapped artifact is an
+:class:`~medfuse.errors.IntegrityError` naming the file, never a crash deep inside ONNX Runtime
+or TensorRT, and never a quietly different model.
 """
 
 from __future__ import annotations
@@ -13,9 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from medfuse.bundle.external_data import external_data_locations, resolve_location
 from medfuse.bundle.integrity import DAMAGED_HINT, check_sha256
+from medfuse.bundle.limits import (
+    MANIFEST_LIMITS,
+    SMALL_DOCUMENT_LIMITS,
+    load_json,
+    read_bounded,
+    shown,
+)
 from medfuse.bundle.manifest import MANIFEST_NAME, Manifest, check_relative_path
+from medfuse.bundle.signing import SIGNATURE_NAME
 from medfuse.bundle.spec import ModelSpec
+from medfuse.bundle.trust import SignatureState, TrustPolicy, active_policy, check_trust
 from medfuse.errors import BundleError, IntegrityError, ManifestError
 
 __all__ = ["Bundle", "VerifyProblem", "VerifyReport", "open_bundle"]
@@ -25,11 +42,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VerifyProblem:
-    """One thing wrong with a bundle: a ``missing`` or ``mismatch``-ed artifact, or a variant /
-    engine file that is ``unlisted`` in the manifest's artifacts."""
+    """One thing wrong with a bundle: a ``missing`` or ``mismatch``-ed artifact, a variant /
+    engine / external-data file that is ``unlisted`` in the manifest's artifacts, or a
+    ``signature`` that does not verify."""
 
     file: str
-    kind: Literal["missing", "mismatch", "unlisted"]
+    kind: Literal["missing", "mismatch", "unlisted", "signature"]
     message: str
 
 
@@ -59,10 +77,20 @@ class Bundle:
     directory and is read-only (:attr:`read_only`).
     """
 
-    def __init__(self, path: Path, manifest: Manifest, *, source: Path | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        *,
+        source: Path | None = None,
+        signature: SignatureState | None = None,
+        archive_sha256: str | None = None,
+    ) -> None:
         self._path = path
         self._manifest = manifest
         self._source = source
+        self._signature = signature
+        self._archive_sha256 = archive_sha256
 
     @property
     def path(self) -> Path:
@@ -93,6 +121,22 @@ class Bundle:
     def read_only(self) -> bool:
         """Whether this bundle must not be modified (it was opened from a zip)."""
         return self._source is not None
+
+    @property
+    def signature(self) -> SignatureState | None:
+        """The state of ``manifest.json.sig`` as found when the bundle was opened."""
+        return self._signature
+
+    @property
+    def digest(self) -> str | None:
+        """The bundle's sha256: that of its ``manifest.json``, which lists every artifact's
+        sha256 (what ``--expect-sha256`` pins and a signature covers)."""
+        return self._signature.digest if self._signature is not None else None
+
+    @property
+    def archive_sha256(self) -> str | None:
+        """For a bundle opened from a zip: the zip file's sha256."""
+        return self._archive_sha256
 
     @property
     def label(self) -> str:
@@ -171,7 +215,34 @@ class Bundle:
             )
         path = self._resolve(variant.file)
         check_sha256(path, variant.sha256, name=variant.file, where=f"bundle {self.label}")
+        for rel in self._external_files(variant.file, path):
+            expected = self._manifest.artifacts.get(rel)
+            if expected is None:
+                raise IntegrityError(
+                    f"bundle {self.label}: {variant.file} loads external data {rel}, which the "
+                    "manifest does not list; re-export the bundle so that its manifest lists "
+                    "every file the model loads"
+                )
+            check_sha256(self._resolve(rel), expected, name=rel, where=f"bundle {self.label}")
         return path
+
+    def _external_files(self, model_file: str, path: Path) -> tuple[str, ...]:
+        """The bundle-relative external-data files of the (verified) ONNX file ``model_file``."""
+        try:
+            locations = external_data_locations(path, name=f"bundle {self.label}: {model_file}")
+        except BundleError as exc:
+            raise IntegrityError(str(exc)) from exc
+        files = []
+        for location in locations:
+            rel = resolve_location(model_file, location)
+            if rel is None or rel == MANIFEST_NAME:
+                raise IntegrityError(
+                    f"bundle {self.label}: {model_file} loads external data from "
+                    f"{shown(location)}, outside the bundle; {DAMAGED_HINT}"
+                )
+            self._resolve(rel)  # refuses a link out of the bundle
+            files.append(rel)
+        return tuple(files)
 
     def engine_file(self, key: str) -> Path:
         """The verified TensorRT plan cached under engine ``key``.
@@ -192,7 +263,8 @@ class Bundle:
         return path
 
     def verify(self) -> VerifyReport:
-        """Check every artifact's sha256 and that every variant / engine file is listed.
+        """Check every artifact's sha256, that every variant / engine / external-data file is
+        listed, and that a signature present verifies.
 
         Returns
         -------
@@ -213,10 +285,18 @@ class Bundle:
                 problems.append(VerifyProblem(rel, kind, str(exc)))
             else:
                 ok.append(rel)
-        referenced: Mapping[str, str] = {
+        referenced: dict[str, str] = {
             **{v.file: f"variant {p!r}" for p, v in m.variants.items()},
             **{e.file: f"engine {k!r}" for k, e in m.engines.items()},
         }
+        for p, v in m.variants.items():
+            if v.file in ok:
+                try:
+                    externals = self._external_files(v.file, self._path / v.file)
+                except IntegrityError as exc:
+                    problems.append(VerifyProblem(v.file, "mismatch", str(exc)))
+                    continue
+                referenced.update({rel: f"external data of variant {p!r}" for rel in externals})
         for rel, what in referenced.items():
             if rel not in m.artifacts:
                 problems.append(
@@ -224,20 +304,28 @@ class Bundle:
                         rel, "unlisted", f"{rel} ({what}) is not listed in the manifest's artifacts"
                     )
                 )
+        if self._signature is not None and self._signature.status == "invalid":
+            problems.append(VerifyProblem(SIGNATURE_NAME, "signature", self._signature.detail))
         logger.info("verified bundle: %d file(s) ok, %d problem(s)", len(ok), len(problems))
         return VerifyReport(tuple(ok), tuple(problems))
 
 
-def open_bundle(path: str | Path) -> Bundle:
+def open_bundle(path: str | Path, *, trust: TrustPolicy | None = None) -> Bundle:
     """Open a bundle directory (``NAME.medfuse/``), its ``manifest.json``, or a zip of it.
 
-    A zip is extracted once into a private cache directory keyed by the zip's sha256
-    (``$MEDFUSE_CACHE_DIR`` or ``~/.cache/medfuse/bundles``) and used read-only.
+    The trust policy decides on ``manifest.json`` and ``manifest.json.sig`` alone, before the
+    manifest is parsed and before anything else of the bundle is read. A zip is checked entry
+    by entry first (:class:`~medfuse.bundle.archive.ZipBundle`) and extracted into a
+    content-addressed cache that is re-verified on every open.
 
     Parameters
     ----------
     path:
         The bundle directory, its manifest file, or a ``.zip``.
+    trust:
+        The policy to satisfy; default: :func:`~medfuse.bundle.trust.active_policy` (the one the
+        CLI installed, else ``$MEDFUSE_TRUSTED_KEYS``, else the trust config file, else none).
+        :data:`~medfuse.bundle.trust.NO_POLICY` opens any bundle.
 
     Returns
     -------
@@ -246,43 +334,89 @@ def open_bundle(path: str | Path) -> Bundle:
 
     Raises
     ------
+    UntrustedBundleError
+        The policy refuses the bundle (unsigned, wrong key, expired key, signature over other
+        bytes, digest other than the pinned one).
     BundleError
-        The path does not exist or is not a bundle.
+        The path does not exist or is not a bundle; a zip over a limit or with unsafe entries.
     ManifestError
-        The manifest is missing, not JSON, or has an invalid field (the message names it).
+        The manifest is missing, too large or deep, not JSON, or has an invalid field (the
+        message names it).
     IncompatibleBundleError
         The manifest's schema is newer than this medfuse reads.
     """
+    policy = active_policy() if trust is None else trust
     p = Path(path).expanduser()
-    source: Path | None = None
     if p.is_file() and p.name == MANIFEST_NAME:
         p = p.parent
     elif p.is_file():
-        from medfuse.bundle.archive import extract_zip_bundle
-
-        source = p
-        p = extract_zip_bundle(p)
+        return _open_zip(p, policy)
     elif not p.exists():
         raise BundleError(
             f"bundle {p.name or str(p)!r} not found; give a NAME.medfuse directory or a zip of one"
         )
+    label = p.name
     manifest_path = p / MANIFEST_NAME
-    label = (source or p).name
     if not manifest_path.is_file():
         raise ManifestError(
             f"bundle {label}: {MANIFEST_NAME} is missing; this is not a medfuse bundle "
             "(expected a NAME.medfuse directory with manifest.json)"
         )
-    try:
-        text = manifest_path.read_bytes()
-    except OSError as exc:
-        raise ManifestError(
-            f"bundle {label}: cannot read {MANIFEST_NAME} ({exc.strerror})"
-        ) from exc
-    try:
-        manifest = Manifest.from_json(text)
-    except BundleError as exc:
-        raise type(exc)(f"bundle {label}: {MANIFEST_NAME}: {exc}") from exc
-    bundle = Bundle(p, manifest, source=source)
-    logger.debug("opened %r", bundle)
+    text = read_bounded(
+        manifest_path,
+        MANIFEST_LIMITS.max_bytes,
+        what=f"bundle {label}: {MANIFEST_NAME}",
+        error=ManifestError,
+    )
+    state = check_trust(text, _read_signature(p / SIGNATURE_NAME), policy, label=label)
+    bundle = Bundle(p, _parse_manifest(text, label), signature=state)
+    logger.debug("opened %r (%s)", bundle, state.status)
     return bundle
+
+
+def _open_zip(path: Path, policy: TrustPolicy) -> Bundle:
+    from medfuse.bundle.archive import ZipBundle
+
+    archive = ZipBundle.open(path)
+    state = check_trust(
+        archive.manifest_bytes,
+        archive.signature_bytes,
+        policy,
+        label=archive.label,
+        archive_sha256=archive.sha256,
+    )
+    manifest = _parse_manifest(archive.manifest_bytes, archive.label)
+    root = archive.extract_verified(_expected_files(manifest))
+    bundle = Bundle(root, manifest, source=path, signature=state, archive_sha256=archive.sha256)
+    logger.debug("opened %r (%s)", bundle, state.status)
+    return bundle
+
+
+def _read_signature(path: Path) -> bytes | None:
+    """The signature file's bytes (``None`` when absent); an oversized or unreadable one comes
+    back as bytes the signature parser rejects, so it reads as an invalid signature."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(SMALL_DOCUMENT_LIMITS.max_bytes + 1)
+    except OSError:
+        return b""
+
+
+def _parse_manifest(text: bytes, label: str) -> Manifest:
+    where = f"bundle {label}: {MANIFEST_NAME}"
+    data = load_json(text, source=where, error=ManifestError, limits=MANIFEST_LIMITS)
+    try:
+        return Manifest.from_dict(data)
+    except BundleError as exc:
+        raise type(exc)(f"{where}: {exc}") from exc
+
+
+def _expected_files(manifest: Manifest) -> Mapping[str, str]:
+    """Every file the manifest pins: its artifacts, variant files and engine plans."""
+    return {
+        **manifest.artifacts,
+        **{v.file: v.sha256 for v in manifest.variants.values()},
+        **{e.file: e.sha256 for e in manifest.engines.values()},
+    }

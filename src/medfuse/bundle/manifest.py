@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Any
 
 from medfuse import __version__
+from medfuse.bundle.limits import MANIFEST_LIMITS, load_json, shown
 from medfuse.bundle.spec import ModelSpec
 from medfuse.errors import IncompatibleBundleError, ManifestError
 
@@ -57,6 +58,7 @@ _PRECISION_RE = re.compile(rf"^({'|'.join(_PRECISION_BASES)})(-[a-z0-9]+)*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _CC_RE = re.compile(r"^\d+\.\d+$")
+_VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+-]{0,39}$")
 
 _TOP_KEYS = ("schema_version", "model", "variants", "engines", "artifacts", "provenance")
 
@@ -130,20 +132,24 @@ def _field(
     if not isinstance(value, kinds) or (is_bool and bool not in kinds):
         names = what or " or ".join(k.__name__ for k in kinds)
         raise ManifestError(
-            f"{where}.{key}: expected {names}, got {type(value).__name__} {value!r}"
+            f"{where}.{key}: expected {names}, got {type(value).__name__} {shown(value)}"
         )
     return value
 
 
 def _object(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ManifestError(f"{where}: expected an object, got {type(value).__name__} {value!r}")
+        raise ManifestError(
+            f"{where}: expected an object, got {type(value).__name__} {shown(value)}"
+        )
     return value
 
 
 def _sha(value: Any, where: str) -> str:
     if not isinstance(value, str) or not _SHA256_RE.match(value):
-        raise ManifestError(f"{where}: expected a sha256 as 64 lowercase hex digits, got {value!r}")
+        raise ManifestError(
+            f"{where}: expected a sha256 as 64 lowercase hex digits, got {shown(value)}"
+        )
     return value
 
 
@@ -514,11 +520,12 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = MANIFEST_NAME) -> Manifest:
-        """Parse manifest JSON text; ``source`` names it in error messages."""
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ManifestError(f"{source}: not valid JSON ({exc})") from exc
+        """Parse manifest JSON text; ``source`` names it in error messages.
+
+        The text is read within :data:`~medfuse.bundle.limits.MANIFEST_LIMITS` (size, nesting,
+        number length, no repeated keys): a hostile manifest is a :class:`ManifestError`.
+        """
+        data = load_json(text, source=source, error=ManifestError, limits=MANIFEST_LIMITS)
         return cls.from_dict(data)
 
 
@@ -531,16 +538,18 @@ def _check_schema_version(d: Mapping[str, Any]) -> None:
     version = d["schema_version"]
     if isinstance(version, bool) or not isinstance(version, int):
         raise ManifestError(
-            f"schema_version: expected int, got {type(version).__name__} {version!r}"
+            f"schema_version: expected int, got {type(version).__name__} {shown(version)}"
         )
     if version > SCHEMA_VERSION:
         prov = d.get("provenance")
         writer = prov.get("medfuse_version") if isinstance(prov, Mapping) else None
-        need = f"medfuse>={writer}" if isinstance(writer, str) else "a newer medfuse"
+        if not (isinstance(writer, str) and _VERSION_RE.match(writer)):
+            writer = None  # only a plain version string is echoed
+        need = f"medfuse>={writer}" if writer else "a newer medfuse"
         raise IncompatibleBundleError(
             f"schema_version: the bundle uses manifest schema {version}, but medfuse "
             f"{__version__} reads schema {SCHEMA_VERSION} at most; install {need} "
-            f"(pip install -U 'medfuse{'>=' + writer if isinstance(writer, str) else ''}')"
+            f"(pip install -U 'medfuse{'>=' + writer if writer else ''}')"
         )
     if version < SCHEMA_VERSION:
         raise ManifestError(

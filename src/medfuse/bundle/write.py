@@ -6,6 +6,11 @@ renames it into place, so a crash leaves either no bundle or a complete one.
 that can fail: an unreadable source, a full disk), then renames them over their targets and
 replaces ``manifest.json`` last. An update that fails while copying leaves the bundle exactly as
 it was; files the new manifest drops are deleted only after it is in place.
+
+A variant saved with ONNX external data brings its data files along (found in its protobuf,
+copied from beside the source, listed and hashed like every artifact). Changing a signed bundle
+removes its signature, which no longer covers the new manifest;
+:func:`~medfuse.bundle.publish.sign_bundle` signs it (again).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from medfuse.bundle.bundle import Bundle, open_bundle
+from medfuse.bundle.external_data import external_data_locations, resolve_location
+from medfuse.bundle.integrity import sha256_file
 from medfuse.bundle.manifest import (
     MANIFEST_NAME,
     EngineRecord,
@@ -32,10 +39,20 @@ from medfuse.bundle.manifest import (
     check_precision,
     check_relative_path,
 )
+from medfuse.bundle.signing import SIGNATURE_NAME
 from medfuse.bundle.spec import ModelSpec
-from medfuse.errors import BundleError
+from medfuse.bundle.trust import NO_POLICY
+from medfuse.errors import (
+    BundleError,
+)
 
-__all__ = ["VariantSource", "update_bundle", "variant_filename", "write_bundle"]
+__all__ = [
+    "VariantSource",
+    "update_bundle",
+    "variant_filename",
+    "write_bundle",
+    "write_text_atomic",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +105,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (temporary file, fsync, rename, fsync dir)."""
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     try:
         with open(tmp, "x", encoding="utf-8") as fh:
@@ -109,7 +127,9 @@ def _check_source(src: Path, what: str) -> Path:
 
 
 def _plan_files(
-    variants: Mapping[str, VariantSource], files: Mapping[str, Path]
+    variants: Mapping[str, VariantSource],
+    files: Mapping[str, Path],
+    existing: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     plan: dict[str, Path] = {}
     for precision, source in variants.items():
@@ -120,7 +140,41 @@ def _plan_files(
         if rel in plan:
             raise BundleError(f"files[{rel!r}]: is a variant's file; give it as a variant instead")
         plan[rel] = _check_source(src, f"files[{rel!r}]")
+    _plan_external_data(plan, variants, existing or {})
     return plan
+
+
+def _plan_external_data(
+    plan: dict[str, Path], variants: Mapping[str, VariantSource], existing: Mapping[str, str]
+) -> None:
+    """Add each variant's external-data files (found beside its source) to ``plan``."""
+    for precision, source in variants.items():
+        model_file = variant_filename(precision)
+        what = f"variant {precision!r} ({source.path.name})"
+        for location in external_data_locations(source.path, name=what):
+            rel = resolve_location(model_file, location)
+            src = source.path.parent / location
+            if rel is None:
+                raise BundleError(
+                    f"{what}: loads external data from {location[:120]!r}, outside its folder; "
+                    "save the model with a relative location beside it"
+                )
+            check_relative_path(rel, f"{what}: external data")
+            if rel in plan:
+                if plan[rel].resolve() != src.resolve():
+                    raise BundleError(
+                        f"{what}: its external data {rel} collides with another file of the "
+                        "bundle; save each variant's data under its own location"
+                    )
+                continue
+            if not src.is_file():
+                raise BundleError(f"{what}: loads external data {rel}, which is not beside it")
+            if rel in existing and existing[rel] != sha256_file(src):
+                raise BundleError(
+                    f"{what}: its external data {rel} would replace the bundle's own {rel}; "
+                    "save each variant's data under its own location"
+                )
+            plan[rel] = src
 
 
 def write_bundle(
@@ -198,7 +252,7 @@ def write_bundle(
             artifacts=artifacts,
             provenance=provenance,
         )
-        _write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
+        write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
         _place(tmp, out, overwrite=overwrite)
     finally:
         if tmp.exists():
@@ -206,7 +260,7 @@ def write_bundle(
     logger.info(
         "wrote bundle %s: variants %s, %d artifact(s)", out.name, list(variants), len(artifacts)
     )
-    return open_bundle(out)
+    return open_bundle(out, trust=NO_POLICY)
 
 
 def _place(tmp: Path, out: Path, *, overwrite: bool) -> None:
@@ -275,7 +329,8 @@ def update_bundle(
     add_files = dict(add_files or {})
     add_engines = dict(add_engines or {})
     remove = tuple(remove_variants)
-    current = open_bundle(bundle.path).manifest  # the manifest on disk, not a stale copy
+    # the manifest on disk, not a stale copy (the caller opened the bundle under its policy)
+    current = open_bundle(bundle.path, trust=NO_POLICY).manifest
 
     variants = dict(current.variants)
     for p in remove:
@@ -295,7 +350,7 @@ def update_bundle(
                 f"add_files[{rel!r}]: belongs to a variant or engine; use add_variants / "
                 "add_engines for it"
             )
-    plan = _plan_files(add_variants, add_files)
+    plan = _plan_files(add_variants, add_files, current.artifacts)
     engines = {
         k: e
         for k, e in current.engines.items()
@@ -341,14 +396,30 @@ def update_bundle(
     }
     artifacts.update(hashes)
     manifest = dataclasses.replace(current, variants=variants, engines=engines, artifacts=artifacts)
-    _write_text_atomic(bundle.path / MANIFEST_NAME, manifest.to_json())
+    _drop_signature(bundle.path)
+    write_text_atomic(bundle.path / MANIFEST_NAME, manifest.to_json())
     for rel in sorted(set(current.artifacts) - set(artifacts)):
         (bundle.path / rel).unlink(missing_ok=True)
         logger.info("removed %s from bundle %s", rel, bundle.label)
     logger.info(
         "updated bundle %s: +%d file(s), -%d variant(s)", bundle.label, len(hashes), len(remove)
     )
-    return Bundle(bundle.path, manifest)
+    return open_bundle(bundle.path, trust=NO_POLICY)
+
+
+def _drop_signature(root: Path) -> None:
+    """Remove a signature that is about to stop covering the manifest (fails closed: there is
+    never a moment when a signature sits beside a manifest it does not cover)."""
+    sig = root / SIGNATURE_NAME
+    if sig.exists():
+        sig.unlink()
+        _fsync_dir(root)
+        logger.warning(
+            "bundle %s changed, so its signature was removed (it covered the old manifest); "
+            "sign it again with `medfuse sign %s --key KEY`",
+            root.name,
+            root.name,
+        )
 
 
 def _stage_and_commit(root: Path, plan: Mapping[str, Path]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from medfuse.cli.options import add_trust_options
 from medfuse.errors import UsageError
 
 __all__ = ["configure", "run"]
@@ -44,6 +45,7 @@ def _batches(text: str) -> tuple[int, ...]:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``medfuse bench``'s arguments to ``parser``."""
+    add_trust_options(parser)
     parser.add_argument(
         "target",
         nargs="*",

@@ -7,11 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from medfuse.cli.options import add_trust_options
+
 __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``build``'s options to its sub-parser."""
+    add_trust_options(parser)
     parser.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
     parser.add_argument("--variant", default="fp16", metavar="PRECISION",
                         help="ONNX variant to build from: int8, fp16, fp32 (default fp16)")

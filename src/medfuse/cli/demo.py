@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medfuse.cli.options import add_trust_options
 from medfuse.errors import UsageError
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def cache_root() -> Path:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``medfuse demo``'s arguments to ``parser``."""
+    add_trust_options(parser)
     parser.add_argument(
         "--studies", type=int, default=8, metavar="N", help="synthetic studies (default 8)"
     )

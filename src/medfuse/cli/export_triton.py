@@ -6,11 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
+from medfuse.cli.options import add_trust_options
+
 __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``medfuse export-triton``'s arguments to ``parser``."""
+    add_trust_options(parser)
     parser.add_argument("bundle", help="model bundle (folder or zip)")
     parser.add_argument("--out", type=Path, required=True, help="repository folder (new or empty)")
     parser.add_argument(

@@ -1,7 +1,10 @@
 """``medfuse inspect [BUNDLE] [--json]``: show a bundle's manifest, after checking its files.
 
 Without ``BUNDLE`` the reference bundle shipped with medfuse is shown. Every artifact's sha256 is
-checked first (``--no-verify`` skips it); a damaged bundle is an error (exit 1).
+checked first (``--no-verify`` skips it); a damaged bundle, or a signature that does not verify,
+is an error (exit 1). The bundle's sha256 (what ``--expect-sha256`` pins) and its signature state
+are shown plainly: ``unsigned``, the signer's key id (and whether the trust policy trusts it), or
+``INVALID``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from medfuse.bundle import Bundle, open_bundle, reference_bundle_path
 from medfuse.bundle.spec import InputSpec
+from medfuse.cli.options import add_trust_options
 from medfuse.errors import IntegrityError
 
 __all__ = ["configure", "run", "summary"]
@@ -22,6 +26,7 @@ __all__ = ["configure", "run", "summary"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``inspect`` arguments."""
+    add_trust_options(parser)
     parser.add_argument(
         "bundle",
         nargs="?",
@@ -46,8 +51,10 @@ def _size(bundle: Bundle, rel: str) -> int | None:
 def summary(bundle: Bundle, *, verified: bool | None = None) -> dict[str, Any]:
     """The JSON summary of a bundle that ``inspect --json`` prints.
 
-    Keys: ``path``, ``name``, ``version``, ``description``, ``schema_version``, ``inputs``,
-    ``outputs``, ``variants``, ``engines``, ``artifacts``, ``provenance``, ``verified``.
+    Keys: ``path``, ``name``, ``version``, ``description``, ``schema_version``, ``sha256``,
+    ``zip_sha256`` (a zip's own digest, else ``null``), ``signature`` (``status``, ``key_ids``,
+    ``signed_at``, ``trusted``, ``detail``), ``inputs``, ``outputs``, ``variants``, ``engines``,
+    ``artifacts``, ``provenance``, ``verified``.
     """
     m = bundle.manifest
     variants = {}
@@ -59,6 +66,9 @@ def summary(bundle: Bundle, *, verified: bool | None = None) -> dict[str, Any]:
         "version": m.model.version,
         "description": m.model.description,
         "schema_version": m.schema_version,
+        "sha256": bundle.digest,
+        "zip_sha256": bundle.archive_sha256,
+        "signature": None if bundle.signature is None else bundle.signature.to_dict(),
         "inputs": [i.to_dict() for i in m.model.inputs],
         "outputs": [o.to_dict() for o in m.model.outputs],
         "variants": variants,
@@ -120,6 +130,11 @@ def _print_table(bundle: Bundle, verified: bool | None) -> None:
     )
     if m.model.description:
         console.print(m.model.description)
+    if bundle.signature is not None:
+        console.print(f"signature: {bundle.signature.describe()}", highlight=False)
+    console.print(f"sha256: {bundle.digest}", highlight=False)
+    if bundle.archive_sha256:
+        console.print(f"zip sha256: {bundle.archive_sha256}", highlight=False)
 
     inputs = Table(title="inputs", title_justify="left")
     for col in ("name", "role", "modality", "shape", "dtype", "required"):

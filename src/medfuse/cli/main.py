@@ -35,6 +35,8 @@ VERBS: tuple[Verb, ...] = (
     Verb("train", "train a reference fusion model on synthetic studies", "medfuse.cli.train"),
     Verb("export", "export a PyTorch model to an ONNX bundle", "medfuse.cli.export"),
     Verb("inspect", "show a bundle's manifest", module="medfuse.cli.inspect"),
+    Verb("keygen", "create an Ed25519 key pair for signing bundles", "medfuse.cli.keygen"),
+    Verb("sign", "sign a bundle's manifest with a private key", "medfuse.cli.sign"),
     Verb("quantize", "make INT8 / FP16 variants behind an accuracy gate", "medfuse.cli.quantize"),
     Verb("build", "build a TensorRT engine for this device", "medfuse.cli.build"),
     Verb("scan", "dry run: which series each study would feed, and why not", "medfuse.cli.scan"),
@@ -91,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
+    from medfuse.bundle.trust import use_trust_policy
+    from medfuse.cli.options import trust_policy_from_args
+
     verb = next(v for v in VERBS if v.name == args.verb)
     if verb.module is None or not _verb_module_exists(verb.module):
         print(
@@ -100,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        return int(importlib.import_module(verb.module).run(args))
+        module = importlib.import_module(verb.module)
+        with use_trust_policy(trust_policy_from_args(args)):
+            return int(module.run(args))
     except UsageError as exc:
         if verbosity:
             logging.getLogger("medfuse.cli").exception("usage error")

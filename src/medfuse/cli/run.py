@@ -14,11 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from medfuse.cli.options import add_trust_options
+
 __all__ = ["configure", "progress_bar", "run", "summary_tables"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``medfuse run``'s arguments to ``parser``."""
+    add_trust_options(parser)
     parser.add_argument(
         "studies", type=Path, metavar="STUDIES_DIR", help="folder of DICOM files (any nesting)"
     )

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medfuse.cli.options import add_trust_options
+
 if TYPE_CHECKING:
     from medfuse.runtime.scan import ScanSummary, StudyScan
 
@@ -41,6 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the summary and every study as one JSON object"
     )
+    add_trust_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:

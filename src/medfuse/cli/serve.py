@@ -12,11 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medfuse.cli.options import add_trust_options
+
 __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``medfuse serve``'s arguments to ``parser``."""
+    add_trust_options(parser)
     parser.add_argument(
         "bundle", nargs="?", default=None, help="model bundle (default: the shipped reference)"
     )

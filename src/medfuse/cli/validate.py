@@ -14,11 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medfuse.cli.options import add_trust_options
+
 __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``medfuse validate``'s arguments to ``parser``."""
+    add_trust_options(parser)
     parser.add_argument(
         "bundle",
         nargs="?",
