@@ -210,13 +210,29 @@ def _transfer_syntax(ds: Dataset) -> UID:
 
 
 def expected_length(ds: Dataset) -> int:
-    """Bytes of uncompressed pixel data the header describes (pydicom's own count)."""
-    from pydicom.pixels.utils import get_expected_length
+    """Bytes of uncompressed pixel data the header describes, without an odd length's padding.
 
+    Rows × Columns × SamplesPerPixel × frames (NumberOfFrames, 1 when absent or 0) × bytes per
+    sample (1-bit data packed, rounded up to whole bytes); two thirds of that for
+    ``YBR_FULL_422`` (PS3.4 C.7.6.3.1.2) — pydicom's own count, computed from the attributes
+    only, so that it also works on the fast header view.
+    """
     try:
-        return int(get_expected_length(ds, "bytes"))
-    except Exception as exc:
-        raise CorruptDicomError("the image size attributes are inconsistent") from redact(exc)
+        rows = int(ds.get("Rows"))
+        columns = int(ds.get("Columns"))
+        samples = int(ds.get("SamplesPerPixel"))
+        bits = int(ds.get("BitsAllocated"))
+        frames = int(ds.get("NumberOfFrames") or 1) or 1
+    except Exception as exc:  # missing (None) or not a number
+        raise CorruptDicomError(
+            "the image size attributes (Rows, Columns, SamplesPerPixel, BitsAllocated, "
+            "NumberOfFrames) are missing or not numbers"
+        ) from redact(exc)
+    length = rows * columns * samples * frames
+    length = length // 8 + (length % 8 > 0) if bits == 1 else length * (bits // 8)
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+        length = length // 3 * 2
+    return length
 
 
 def length_fits(actual: int, expected: int) -> bool:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -31,6 +31,7 @@ from pydicom.errors import InvalidDicomError
 
 from medfuse.errors import UsageError
 from medfuse.runtime.dicom._facts import HEADER_PEEK, header_facts, pixel_length_fits
+from medfuse.runtime.dicom._header import read_header_view
 from medfuse.runtime.dicom._quiet import quiet_pydicom, reading
 from medfuse.runtime.dicom._read import DICOMDIR_SOP_CLASS
 from medfuse.runtime.dicom.geometry import (
@@ -125,8 +126,23 @@ def _open_regular(path: Path) -> BinaryIO:
 
 
 def _read_header(path: Path) -> tuple[str, str, str, Instance, str | None]:
-    """(study uid, series uid, modality, instance, frame of reference uid) or raise _Skip."""
+    """(study uid, series uid, modality, instance, frame of reference uid) or raise _Skip.
+
+    A plain header is read by the fast reader (:mod:`._header`); anything else, and anything
+    the fast read would classify as skipped, goes through pydicom, so both give one answer.
+    """
     with _open_regular(path) as fh:
+        view = read_header_view(fh)
+        if view is not None:
+            try:
+                with reading():
+                    tsyntax = str(view.file_meta.get("TransferSyntaxUID", ""))
+                    # the view answers what discovery asks a Dataset (get, in, file_meta)
+                    header = cast(Dataset, view)
+                    return _classify(path, fh, header, tsyntax, view.pixel_offset, view.head)
+            except Exception:  # skipped or odd: pydicom decides, so both paths agree
+                pass
+        fh.seek(0)
         try:
             with reading():
                 try:
