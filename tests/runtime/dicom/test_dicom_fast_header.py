@@ -12,8 +12,8 @@ import io
 import struct
 from pathlib import Path
 
+import pydicom
 import pytest
-from pydicom.data import get_testdata_files
 
 from medfuse.runtime.dicom import discovery
 from medfuse.runtime.dicom._header import read_header_view
@@ -36,7 +36,13 @@ def _both(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[tuple[object, ..
 
 
 def _real_files() -> list[Path]:
-    return sorted({Path(p) for p in get_testdata_files("*") if Path(p).is_file()})
+    """The files pydicom and pydicom-data install (read from their folders: the lookup by
+    pattern may try the network for files pydicom-data does not carry)."""
+    folders = [Path(pydicom.__file__).parent / "data" / "test_files"]
+    store = Path(pydicom.__file__).parent.parent / "data_store" / "data"  # pydicom-data
+    if store.is_dir():
+        folders.append(store)
+    return sorted(p for folder in folders for p in folder.rglob("*") if p.is_file())
 
 
 def _viewed(path: Path) -> bool:

@@ -36,7 +36,7 @@ from pydicom.uid import (
 )
 
 from medfuse.errors import CorruptDicomError, NotDicomError, PixelDataLengthError
-from medfuse.runtime.dicom import discover_studies, load_volume
+from medfuse.runtime.dicom import discover_studies, discovery, load_volume
 from medfuse.runtime.dicom.study import HeaderFacts, Series
 
 
@@ -234,10 +234,16 @@ def test_no_facts_when_elements_after_pixel_data_change_a_full_read(
 # ----------------------------------------------------------------------------- parses per file
 
 
-def test_each_header_is_parsed_once_on_the_whole_path(tmp_path: Path) -> None:
+def test_each_header_is_parsed_once_on_the_whole_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write_series(tmp_path, n=6)
     found: list[Series] = []
     parses, opens = _profiled(lambda: found.append(_only_series(tmp_path)))
+    assert (parses, opens) == (0, 6)  # plain headers: the fast reader, not pydicom
+    with monkeypatch.context() as m:  # and without it, pydicom once per file
+        m.setattr(discovery, "read_header_view", lambda fh: None)
+        parses, opens = _profiled(lambda: _only_series(tmp_path))
     assert (parses, opens) == (6, 6)
     series = found[0]
     assert all(i.facts is not None for i in series.instances)
