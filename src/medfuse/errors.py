@@ -20,6 +20,7 @@ The tree::
     │   │   ├── PixelDataLengthError    Pixel Data longer or shorter than the header says
     │   │   └── InconsistentSeriesError the files of one series disagree (modality, size,
     │   │                               orientation, positions); ``reason`` says how
+    │   ├── MixedPatientError       the files of one study name more than one patient
     │   └── UnsupportedDicomError   valid DICOM we do not handle (colour, non-image IOD)
     │       └── MissingDecoderError no decoder installed for the transfer syntax (names it)
     ├── StudyError                  a study cannot feed the model (required modality missing)
@@ -32,6 +33,7 @@ The tree::
     ├── AccuracyGateError           a quantized variant changes the model's answers too much
     ├── EngineBuildError            a TensorRT engine could not be built here
     ├── BackendError                an inference backend cannot run (unavailable, bad feeds)
+    │   └── NonFiniteOutputError    the model's outputs for a study are NaN or infinite
     └── UsageError                  a request that can never work as asked (CLI exit code 2)
 """
 
@@ -55,8 +57,10 @@ __all__ = [
     "MedfuseError",
     "MissingDecoderError",
     "MissingDependencyError",
+    "MixedPatientError",
     "NoUsableInputError",
     "NonFiniteDataError",
+    "NonFiniteOutputError",
     "NotDicomError",
     "PixelDataLengthError",
     "PreprocessingError",
@@ -135,6 +139,12 @@ class InconsistentSeriesError(CorruptDicomError):
         return (type(self), (str(self), self.reason))
 
 
+class MixedPatientError(DicomError):
+    """The files under one StudyInstanceUID name more than one patient: not one study."""
+
+    reason = "mixed_patient"
+
+
 class UnsupportedDicomError(DicomError):
     """The file is valid DICOM that medfuse does not handle."""
 
@@ -196,6 +206,12 @@ class EngineBuildError(MedfuseError):
 
 class BackendError(MedfuseError):
     """An inference backend is unavailable or was given bad feeds."""
+
+
+class NonFiniteOutputError(BackendError):
+    """The model produced NaN or infinite outputs for a study: no result may rest on them."""
+
+    reason = "non_finite_output"
 
 
 class UsageError(MedfuseError):

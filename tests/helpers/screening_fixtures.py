@@ -51,8 +51,11 @@ CODED_SENTINELS = {
 """Text planted in coded attributes, which messages and records may name only as defined terms."""
 
 
-def tiny_reference_onnx(path: Path) -> Path:
-    """A real ONNX model with the reference spec's inputs and outputs (needs the onnx package)."""
+def tiny_reference_onnx(path: Path, *, nan_bias: bool = False) -> Path:
+    """A real ONNX model with the reference spec's inputs and outputs (needs the onnx package).
+
+    ``nan_bias``: the class bias is NaN, so every output row is NaN (a broken model).
+    """
     from onnx import helper, numpy_helper
 
     from helpers.onnx_bundles import float_io, save_model
@@ -67,7 +70,12 @@ def tiny_reference_onnx(path: Path) -> Path:
     rng = np.random.default_rng(0)
     inits = [
         numpy_helper.from_array(rng.normal(0, 2, (len(images), n_cls)).astype(np.float32), "W"),
-        numpy_helper.from_array(np.array([0.5, -0.5, 0.2, -0.2][:n_cls], dtype=np.float32), "b"),
+        numpy_helper.from_array(
+            np.full(n_cls, np.nan, dtype=np.float32)
+            if nan_bias
+            else np.array([0.5, -0.5, 0.2, -0.2][:n_cls], dtype=np.float32),
+            "b",
+        ),
         numpy_helper.from_array(np.full((len(images), 1), 0.3, dtype=np.float32), "Ws"),
         numpy_helper.from_array(np.array([1.0], dtype=np.float32), "bs"),
     ]
@@ -95,13 +103,13 @@ def tiny_reference_onnx(path: Path) -> Path:
     return save_model(graph, path, ir_version=9)
 
 
-def tiny_reference_bundle(root: Path) -> Path:
+def tiny_reference_bundle(root: Path, *, nan_bias: bool = False) -> Path:
     """A bundle (reference spec, tiny graph, fp32 variant) written by ``write_bundle``."""
     from medfuse.bundle import Provenance, VariantSource, write_bundle
     from medfuse.models.specs import model_spec
 
     root.mkdir(parents=True, exist_ok=True)
-    onnx_path = tiny_reference_onnx(root / "tiny.onnx")
+    onnx_path = tiny_reference_onnx(root / "tiny.onnx", nan_bias=nan_bias)
     import onnx
 
     bundle = write_bundle(

@@ -45,6 +45,7 @@ def _write(src: str, folder: Path, study_uid: str, name: str) -> None:
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.PatientName = SENTINEL
+    ds.PatientID = "ZZ-ONE-PATIENT"  # files from different test patients made one study
     folder.mkdir(parents=True, exist_ok=True)
     ds.save_as(folder / name)
 

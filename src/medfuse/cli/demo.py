@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             device="cpu",
             progress=on_progress,
         )
-    records = list(read_results(jsonl).records)
+    records = list(read_results(jsonl).current)
     data = summary.to_dict()
     if args.json:
         payload = {

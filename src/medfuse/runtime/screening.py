@@ -261,7 +261,7 @@ def screen_studies(
     elif existing is not None and existing.torn_bytes:
         ResultsWriter(out_path, resume=True).open().close()  # repair the torn tail anyway
 
-    records = read_results(out_path).records
+    records = read_results(out_path).current
     if csv_path is not None:
         write_csv(records, Path(csv_path))
     if model == ModelInfo() and records:

@@ -37,6 +37,7 @@ from medfuse.errors import (
     BackendError,
     IncompatibleBundleError,
     MedfuseError,
+    NonFiniteOutputError,
     NoUsableInputError,
     PreprocessingError,
     StudyError,
@@ -418,13 +419,14 @@ class Session:
                 continue
             prepared = row.prepared
             assert prepared is not None
-            if run_error is not None:
+            failure = run_error or _non_finite(outputs, r)
+            if failure is not None:
                 yield StudyFailure(
                     index=index,
                     key=key,
-                    error=error_info(run_error, stage="inference", study=study),
+                    error=error_info(failure, stage="inference", study=study),
                     provenance=prepared.provenance,
-                    exception=run_error,
+                    exception=failure,
                 )
                 continue
             yield StudyResult(
@@ -514,4 +516,19 @@ def _unusable_or_failure(
         key=key,
         error=error_info(exc, stage="preprocess", study=study),
         exception=exc,
+    )
+
+
+def _non_finite(outputs: Mapping[str, NDArray[Any]], row: int) -> NonFiniteOutputError | None:
+    """The error for row ``row`` of a batch whose outputs hold NaN or inf, else None."""
+    bad = [
+        name
+        for name, value in outputs.items()
+        if value.dtype.kind == "f" and not np.isfinite(value[row]).all()
+    ]
+    if not bad:
+        return None
+    return NonFiniteOutputError(
+        f"the model's output(s) {bad} hold NaN or infinite values for this study; no result is "
+        "given (check the bundle with `medfuse validate`)"
     )

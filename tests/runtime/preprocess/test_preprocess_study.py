@@ -246,7 +246,9 @@ def test_missing_required_modality_is_a_study_error(tmp_path: Path) -> None:
     assert isinstance(info.value, StudyError)
     provenance = info.value.provenance
     assert provenance.inputs["mr"].detail == "no MR series in the study (it holds CT)"
-    assert provenance.inputs["ct"].present  # the CT could feed its input; the rule still fails
+    ct = provenance.inputs["ct"]  # the CT could feed its input but was never read:
+    assert not ct.present and ct.reason == "not_chosen"  # not marked as used
+    assert "presence rule could not be met" in ct.detail
     assert not provenance.rule_met and info.value.fault is None
     assert not np.any(bufs["ct"]), "nothing is read before the rule is checked; views zeroed"
 

@@ -116,9 +116,35 @@ def test_schema_1_records_of_older_runs_are_read_for_resume(tmp_path: Path) -> N
     out.write_text(json.dumps(old) + "\n")
     (rec,) = read_results(out).records
     assert rec.schema == 1 and rec.ok and rec.top_class == "b" and rec.provenance is None
+    # it may be an "ok" made from no image: resume screens its study again ...
+    assert read_results(out).keys == frozenset()
     with ResultsWriter(out, resume=True) as w:
         w.write(_rec("k2"))
-    assert read_results(out).keys == {"k1", "k2"}
+        w.write(_rec("k1"))
+    log = read_results(out)
+    assert log.keys == {"k1", "k2"} and len(log.records) == 3
+    # ... and the new record supersedes it
+    assert [(r.study, r.schema) for r in log.current] == [("k2", 2), ("k1", 2)]
+
+
+def test_writer_refuses_schema_1_records(tmp_path: Path) -> None:
+    legacy = ResultRecord(study="k1", status="error", error=_rec("k", "error").error, schema=1)
+    with ResultsWriter(tmp_path / "r.jsonl") as w, pytest.raises(UsageError, match="schema-1"):
+        w.write(legacy)
+
+
+def test_a_complete_last_line_that_is_json_but_no_record_is_kept_not_torn(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "r.jsonl"
+    out.write_text(_line("k1") + "\n" + '{"study": "k2", "status": "later"}\n')
+    log = read_results(out)
+    assert log.keys == {"k1"} and log.torn_bytes == 0 and log.bad_lines == (2,)
+    size = out.stat().st_size
+    with ResultsWriter(out, resume=True) as w:  # nothing of it is truncated away
+        w.write(_rec("k3"))
+    assert out.read_text().splitlines()[1] == '{"study": "k2", "status": "later"}'
+    assert out.stat().st_size > size
 
 
 def test_csv_mirrors_records(tmp_path: Path) -> None:

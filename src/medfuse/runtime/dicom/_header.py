@@ -45,6 +45,7 @@ _WANTED: dict[str, tuple[int, str]] = {
     "SOPClassUID": (0x00080016, "UI"),
     "SOPInstanceUID": (0x00080018, "UI"),
     "Modality": (0x00080060, "CS"),
+    "PatientID": (0x00100020, "LO"),
     "SliceThickness": (0x00180050, "DS"),
     "SpacingBetweenSlices": (0x00180088, "DS"),
     "ImagerPixelSpacing": (0x00181164, "DS"),
@@ -325,12 +326,14 @@ def _text(raw: bytes) -> str:
 
 
 def _convert(raw: bytes, vr: str) -> Any:
-    """A value as pydicom gives it: str (UI, CS), int (IS, US), float or list of floats (DS)."""
+    """A value as pydicom gives it: str (UI, CS, LO), int (IS, US), float or list of floats (DS)."""
     if vr == "US":
         if len(raw) != 2:
             raise _Decline  # empty or multi-valued: pydicom's own handling
         return struct.unpack("<H", raw)[0]
     text = _text(raw)
+    if vr == "LO":
+        return text or None
     if vr in ("UI", "CS"):
         if "\\" in text:
             raise _Decline

@@ -14,6 +14,7 @@ on every study with files beside it (:attr:`Study.unreadable_nearby`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
@@ -113,7 +114,11 @@ def _open_regular(path: Path) -> BinaryIO:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise _Skip("unreadable") from exc
+        try:  # a socket cannot be opened at all: it is still not a regular file
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:
+            regular = True
+        raise _Skip("unreadable" if regular else "not_regular") from exc
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise _Skip("not_regular")
@@ -229,6 +234,16 @@ def _declares_image(ds: Dataset) -> bool:
         return False
 
 
+def _digest(value: object) -> str:
+    """A short digest of a header value compared across files (the value itself is not kept)."""
+    text = str(value or "").strip()
+    return (
+        hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+        if text
+        else ""
+    )
+
+
 def _size(fh: BinaryIO) -> int:
     return os.fstat(fh.fileno()).st_size
 
@@ -294,6 +309,7 @@ def _classify(
         series_number=_int(ds, "SeriesNumber", None),
         transfer_syntax=tsyntax,
         problem=None if pixel_length_fits(ds, head, _size(fh) - offset) else "pixel_length",
+        patient=_digest(ds.get("PatientID", "")),
     )
     for_uid = str(ds.get("FrameOfReferenceUID", "") or "").strip() or None
     return study_uid, series_uid, modality, instance, for_uid
@@ -316,7 +332,19 @@ def _walk(root: Path) -> _Walk:
     def failed(exc: OSError) -> None:
         out.bad_folders.append(Path(exc.filename) if exc.filename else root)
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=failed):
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=failed, followlinks=True):
+        # symlinked folders are followed, each real folder once (no loops, no file twice)
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            out.bad_folders.append(Path(dirpath))
+            dirnames.clear()
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames.clear()
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames.sort()
         base = Path(dirpath)
         out.files.extend(base / name for name in sorted(filenames))
@@ -329,6 +357,7 @@ class _SeriesParts:
     frame_of_reference: str | None
     instances: list[Instance] = field(default_factory=list)
     unreadable: int = 0
+    frames_of_reference: set[str] = field(default_factory=set)
 
 
 def _nearby(files: list[Path], problems: list[Path]) -> int:
@@ -381,6 +410,7 @@ def discover_studies(
         {"unreadable_folder": len(walk.bad_folders)} if walk.bad_folders else {}
     )
     problems: list[Path] = list(walk.bad_folders)
+    suspects: list[Path] = []  # not DICOM, but named or sized like a lost slice
     # study → series → parts
     tree: dict[str, dict[str, _SeriesParts]] = defaultdict(dict)
     total = len(walk.files)
@@ -391,6 +421,8 @@ def discover_studies(
             study_uid, series_uid, modality, inst, for_uid = _read_header(path)
         except _Skip as skip:
             skipped[skip.reason] += 1
+            if skip.reason == "not_dicom" and _lost_slice(path):
+                suspects.append(path)
             if skip.reason in ("unreadable", "no_pixels"):
                 if skip.uids is None:
                     problems.append(path)
@@ -402,9 +434,11 @@ def discover_studies(
         if not parts.instances:
             parts.modality, parts.frame_of_reference = modality, for_uid
         parts.instances.append(inst)
+        if for_uid:
+            parts.frames_of_reference.add(for_uid)
     if progress is not None:
         progress(total, total)
-    studies = tuple(_study(uid, tree[uid], problems) for uid in sorted(tree))
+    studies = tuple(_study(uid, tree[uid], problems, suspects) for uid in sorted(tree))
     logger.info(
         "discovered %d studies, %d series, %d image files; skipped %d of %d entries %s in %.0f ms",
         len(studies),
@@ -420,23 +454,74 @@ def discover_studies(
     )
 
 
-def _study(uid: str, series: dict[str, _SeriesParts], problems: list[Path]) -> Study:
+def _study(
+    uid: str, series: dict[str, _SeriesParts], problems: list[Path], suspects: list[Path]
+) -> Study:
     """One Study from its series' parts. A series none of whose files could be read is kept
-    (no instances, ``unreadable_files`` > 0): the study is reported, never lost."""
-    built = tuple(
-        Series(
-            uid=series_uid,
-            modality=parts.modality,
-            instances=tuple(sorted(parts.instances, key=lambda i: str(i.path))),
-            frame_of_reference_uid=parts.frame_of_reference,
-            number=_series_number(parts.instances),
-            unreadable_files=parts.unreadable,
+    (no instances, ``unreadable_files`` > 0): the study is reported, never lost. A file that
+    repeats an instance's SOPInstanceUID (a copy) is left out and counted."""
+    built = []
+    for series_uid, parts in sorted(series.items()):
+        instances, duplicates = _unique(parts.instances)
+        built.append(
+            Series(
+                uid=series_uid,
+                modality=parts.modality,
+                instances=instances,
+                frame_of_reference_uid=parts.frame_of_reference,
+                number=_series_number(parts.instances),
+                unreadable_files=parts.unreadable,
+                duplicate_files=duplicates,
+                mixed_frame_of_reference=len(parts.frames_of_reference) > 1,
+            )
         )
-        for series_uid, parts in sorted(series.items())
-    )
     files = [i.path for s in built for i in s.instances]
     nearby = _nearby(files, problems) if problems and files else 0
-    return Study(uid=uid, series=built, unreadable_nearby=nearby)
+    if suspects and files:
+        nearby += _inside(files, suspects)
+    patients = len({i.patient for s in built for i in s.instances if i.patient})
+    return Study(uid=uid, series=tuple(built), unreadable_nearby=nearby, patients=max(patients, 1))
+
+
+def _unique(instances: list[Instance]) -> tuple[tuple[Instance, ...], int]:
+    """Instances sorted by path without exact copies (same SOPInstanceUID, same bytes: the
+    first is kept); and how many were left out. Files that share a SOPInstanceUID but differ
+    are all kept (the series' consistency checks then judge them)."""
+    kept: list[Instance] = []
+    first: dict[str, Instance] = {}
+    for inst in sorted(instances, key=lambda i: str(i.path)):
+        uid = inst.sop_instance_uid
+        if uid and uid in first and _same_bytes(first[uid].path, inst.path):
+            continue
+        first.setdefault(uid, inst)
+        kept.append(inst)
+    return tuple(kept), len(instances) - len(kept)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
+_SLICE_SUFFIXES = frozenset({"", ".dcm", ".dicom", ".ima", ".img"})
+
+
+def _lost_slice(path: Path) -> bool:
+    """Whether a file that is not DICOM may be a damaged slice: empty, or named like one
+    (``.dcm``, ``.ima``, no suffix) rather than a side file (``notes.txt``, ``thumbs.db``)."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False
+    return empty or path.suffix.lower() in _SLICE_SUFFIXES
+
+
+def _inside(files: list[Path], suspects: list[Path]) -> int:
+    """How many of ``suspects`` lie in a folder holding one of the study's ``files``."""
+    folders = {f.parent for f in files}
+    return sum(1 for p in suspects if p.parent in folders)
 
 
 def _series_number(instances: list[Instance]) -> int | None:

@@ -84,6 +84,7 @@ class Instance:
     series_number: int | None = None  # SeriesNumber
     transfer_syntax: str = field(default="", repr=False)  # TransferSyntaxUID
     problem: str | None = None  # a fault seen in the header: "pixel_length"
+    patient: str = field(default="", repr=False)  # a digest of PatientID (never written out)
 
     @property
     def is_grayscale(self) -> bool:
@@ -109,6 +110,8 @@ class Series:
     frame_of_reference_uid: str | None = field(default=None, repr=False)
     number: int | None = None  # SeriesNumber
     unreadable_files: int = 0
+    duplicate_files: int = 0  # files repeating an instance's SOPInstanceUID, left out
+    mixed_frame_of_reference: bool = False  # its files name more than one FrameOfReferenceUID
 
     @property
     def mixed_modality(self) -> bool:
@@ -136,6 +139,7 @@ class Study:
     uid: str = field(repr=False)
     series: tuple[Series, ...] = ()
     unreadable_nearby: int = 0  # unreadable files/folders beside its files, study unknown
+    patients: int = 1  # distinct PatientIDs among its files (more than one is a fault)
 
     def key(self, secret: bytes) -> str:
         """Pseudonymous key: HMAC-SHA256 of the StudyInstanceUID (see :mod:`medfuse.runtime.results.keys`)."""

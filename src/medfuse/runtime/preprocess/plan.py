@@ -271,7 +271,16 @@ class StudyPlan:
         present = [n for n, u in inputs.items() if u.present]
         met = self.rule.met_by(present)
         # without a result the reasons say it all; warnings qualify a result that is given
-        warnings = [*out.notices, *self._fault_notices(inputs, out)] if met else []
+        warnings = (
+            [
+                *out.notices,
+                *self._fault_notices(inputs, out),
+                *self._refused_notices(inputs),
+                *self._series_notices(used_by),
+            ]
+            if met
+            else []
+        )
         if self.study.unreadable_nearby and met:
             warnings.append(
                 Notice(
@@ -371,6 +380,51 @@ class StudyPlan:
             detail="" if reason is None else reason[1],
         )
 
+    def _refused_notices(self, inputs: Mapping[str, InputUse]) -> list[Notice]:
+        """A warning per input left empty although the study holds series of its modality,
+        refused for their content (too few frames, localizer...): the result rests on less
+        than the study holds."""
+        return [
+            Notice(
+                "input_refused",
+                f"input {name} is empty although the study holds a series it could take "
+                f"({use.detail}); the result rests on the other inputs",
+                input=name,
+            )
+            for name, use in inputs.items()
+            if not use.present
+            and use.reason is not None
+            and use.reason not in FAULTS
+            and use.reason not in ("no_series", "not_chosen")
+        ]
+
+    def _series_notices(self, used_by: Mapping[int, Sequence[str]]) -> list[Notice]:
+        """Warnings on the series a result rests on: copies left out, mixed frames of reference."""
+        notices: list[Notice] = []
+        for n, names in sorted(used_by.items()):
+            s = self.series[n - 1]
+            where = f"series {n} (input {', '.join(names)})"
+            if s.duplicate_files:
+                notices.append(
+                    Notice(
+                        "duplicate_files",
+                        f"{where}: {s.duplicate_files} file(s) repeat an instance of the series "
+                        "(same SOPInstanceUID) and were left out",
+                        input=names[0],
+                        count=s.duplicate_files,
+                    )
+                )
+            if s.mixed_frame_of_reference:
+                notices.append(
+                    Notice(
+                        "mixed_frame_of_reference",
+                        f"{where}: its files name more than one FrameOfReferenceUID; slice "
+                        "positions may not share one coordinate system",
+                        input=names[0],
+                    )
+                )
+        return notices
+
     def _fault_notices(self, inputs: Mapping[str, InputUse], out: PlanOutcome) -> list[Notice]:
         """A warning per input whose modality had a faulty series while a result was still given."""
         notices: list[Notice] = []
@@ -432,6 +486,13 @@ def plan_study(study: Study, spec: ModelSpec) -> StudyPlan:
     accepted: dict[str, list[Series]] = {i.name: [] for i in images}
     for n, s in enumerate(series, start=1):
         takers = [i for i in images if i.preprocessing and _takes(i.preprocessing.selection, s)]
+        if study.patients > 1:
+            verdicts[n] = (
+                "mixed_patient",
+                f"the study's files name {study.patients} different patients (PatientID); "
+                "its series are not combined into one result",
+            )
+            continue
         if not s.instances:
             verdicts[n] = (
                 "unreadable",

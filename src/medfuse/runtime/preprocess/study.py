@@ -132,6 +132,7 @@ def _preprocess_series_timed(
         values = volume.values
         t1 = time.perf_counter()
         require_finite(values, f"volume {list(values.shape)}")
+        notes.extend(_content_notes(series, values, recipe))
         resample_volume_into(values, (recipe.size[0], recipe.size[1], recipe.size[2]), out[0])
         notes.extend(volume.notes)
         off = _spacing_off(volume.spacing, values.shape, recipe) if volume.geometry_known else None
@@ -144,6 +145,7 @@ def _preprocess_series_timed(
             values, spacing = image.values, image.spacing
         t1 = time.perf_counter()
         require_finite(values, f"image {list(values.shape)}")
+        notes.extend(_content_notes(series, values, recipe))
         resize_image_into(values, (recipe.size[0], recipe.size[1]), out[0])
         off = _spacing_off(spacing, values.shape, recipe)
     if off is not None:
@@ -161,6 +163,38 @@ def _preprocess_series_timed(
         (t2 - t1) * 1e3,
     )
     return _SeriesRead((t1 - t0) * 1e3, (t2 - t1) * 1e3, tuple(notes))
+
+
+# An in-plane upscale this large (ratio) means the model sees interpolation, not detail.
+_UPSCALE_WARN = 8.0
+
+
+def _content_notes(
+    series: Series, values: NDArray[np.floating], recipe: PreprocessRecipe
+) -> list[str]:
+    """Notes on what was read: all values equal, slices of differing pixel spacing, a tiny
+    image blown up to the recipe's size."""
+    notes: list[str] = []
+    if values.size and float(values.min()) == float(values.max()):
+        notes.append(
+            "constant_values: every value of the series is the same (an empty image, or "
+            "RescaleSlope 0): it carries no information"
+        )
+    spacings = {i.pixel_spacing for i in series.instances if i.pixel_spacing is not None}
+    if len(spacings) > 1:
+        notes.append(
+            f"mixed_pixel_spacing: its files give {len(spacings)} different PixelSpacing "
+            "values; the volume assumes one"
+        )
+    h, w = values.shape[-2:]
+    want_h, want_w = recipe.size[-2:]
+    scale = max(want_h / max(h, 1), want_w / max(w, 1))
+    if scale >= _UPSCALE_WARN:
+        notes.append(
+            f"upscaled: a {h}×{w} image was enlarged {scale:.0f}× to {want_h}×{want_w}; the "
+            "model sees interpolation, not detail"
+        )
+    return notes
 
 
 def preprocess_series(series: Series, recipe: PreprocessRecipe, out: NDArray[np.float32]) -> None:
@@ -254,9 +288,9 @@ def preprocess_study(
         _check_out(out[inp.name], inp.preprocessing.tensor_shape, f"input {inp.name!r}")
 
     plan = plan if plan is not None else plan_study(study, spec)
-    if not plan.usable:  # from the headers alone: read nothing (the provenance is scan's)
+    if not plan.usable:  # from the headers alone: read nothing, so nothing is marked used
         _zero(out, needed)
-        raise _not_usable(plan.provenance(), None)
+        raise _not_usable(plan.provenance(PlanOutcome()), None)
     outcome = PlanOutcome()
 
     read_ms = prep_ms = 0.0

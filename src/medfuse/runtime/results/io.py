@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from medfuse.errors import MedfuseError, UsageError
-from medfuse.runtime.results.record import ResultRecord
+from medfuse.runtime.results.record import SCHEMA, ResultRecord
 
 __all__ = [
     "CSV_BASE_COLUMNS",
@@ -83,8 +83,22 @@ class ResultsLog:
 
     @property
     def keys(self) -> frozenset[str]:
-        """Study keys already recorded."""
-        return frozenset(r.study for r in self.records if r.study is not None)
+        """Study keys already recorded with what they rest on (schema 2 or later).
+
+        A schema-1 record (written before provenance existed) may be an ``ok`` made from no
+        image at all, so its study counts as not screened: ``--resume`` screens it again and
+        the new record supersedes it (:attr:`current`).
+        """
+        return frozenset(
+            r.study for r in self.records if r.study is not None and r.schema >= SCHEMA
+        )
+
+    @property
+    def current(self) -> tuple[ResultRecord, ...]:
+        """One record per study, the last written (a re-screened study's newest), in file order
+        of those records."""
+        last = {r.study: i for i, r in enumerate(self.records)}
+        return tuple(r for i, r in enumerate(self.records) if last[r.study] == i)
 
 
 def _parse_record(line: bytes) -> ResultRecord | None:
@@ -94,6 +108,14 @@ def _parse_record(line: bytes) -> ResultRecord | None:
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, MedfuseError):
         return None
     return record if record.study is not None else None
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return True
 
 
 def read_results(path: Path) -> ResultsLog:
@@ -132,11 +154,11 @@ def read_results(path: Path) -> ResultsLog:
             # A truncated JSON object is never valid JSON (its closing brace comes last), so a
             # parseable final segment is a whole record that only lacks its newline.
             valid, unterminated = (len(data), True) if last else (end, False)
-        elif last or end == len(data):
-            break  # the final line is torn
-        else:
+        elif (last or end == len(data)) and not _is_json(line):
+            break  # the final line is torn: a write cut short
+        else:  # a complete line that is not a record: kept in the file, its study screened again
             bad.append(lineno)
-            valid = end
+            valid, unterminated = (len(data), True) if last else (end, False)
     torn = len(data) - valid
     if torn:
         log.warning("results file: dropping a torn final line (%d bytes)", torn)
@@ -214,6 +236,11 @@ class ResultsWriter:
         if self._fh is None:
             raise UsageError(
                 "ResultsWriter.write called before open(); use it as a context manager"
+            )
+        if record.schema < SCHEMA:
+            raise UsageError(
+                f"only schema-{SCHEMA} records with their provenance are written; schema-1 "
+                "records are read, never written"
             )
         line = json.dumps(
             record.to_json(), ensure_ascii=True, allow_nan=False, separators=(",", ":")

@@ -196,6 +196,7 @@ def _fault_types() -> dict[str, str]:
         CorruptDicomError,
         InconsistentSeriesError,
         MissingDecoderError,
+        MixedPatientError,
         NonFiniteDataError,
         PixelDataLengthError,
     )
@@ -206,6 +207,7 @@ def _fault_types() -> dict[str, str]:
         "undecodable": MissingDecoderError.__name__,
         "mixed_modality": InconsistentSeriesError.__name__,
         "non_finite": NonFiniteDataError.__name__,
+        "mixed_patient": MixedPatientError.__name__,
     }
 
 

@@ -52,11 +52,14 @@ REASONS: Mapping[str, str] = MappingProxyType(
         "undecodable": "no decoder is installed for its transfer syntax",
         "mixed_modality": "its files disagree on Modality",
         "non_finite": "its values are NaN or infinite",
+        "mixed_patient": "the study's files name more than one patient",
     }
 )
 """Reason code → what it means (the codes a record's ``reason`` fields take)."""
 
-FAULTS = frozenset({"unreadable", "pixel_length", "undecodable", "mixed_modality", "non_finite"})
+FAULTS = frozenset(
+    {"unreadable", "pixel_length", "undecodable", "mixed_modality", "non_finite", "mixed_patient"}
+)
 """Reasons that are faults of the data or the installation rather than the study's content."""
 
 
