@@ -31,6 +31,7 @@ CASES = (
     "constant",
     "ct_refused",
     "only_short_ct",
+    "unknown_syntax",
 )
 _PATIENT = "ZZPATIENT-SECOND-998877"
 
@@ -77,6 +78,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]
         _rewrite(path, RescaleSlope="0")
     for path in fault.files_of(ct["ct_refused"])[3:]:
         path.unlink()
+    for path in fault.files_of(ct["unknown_syntax"]):
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = "1.2.826.0.1.3680043.99.1"  # private, body unchanged
+        ds.save_as(path, enforce_file_format=True)
     fault.keep_only(cases["only_short_ct"], "CT")
     for path in fault.files_of(ct["only_short_ct"])[3:]:
         path.unlink()
@@ -213,3 +218,20 @@ def test_non_finite_model_outputs_are_refused(tmp_path: Path) -> None:
     record = json.loads(line)
     assert record["status"] == "error" and not record.get("outputs")
     assert record["error"]["type"] == "NonFiniteOutputError"
+
+
+def test_an_unknown_transfer_syntax_is_undecodable_in_scan_and_run(  # type: ignore[no-untyped-def]
+    run, tree: dict[str, tuple[Path, str]], bundle: Path, secret: Path
+) -> None:
+    from medfuse.runtime.scan import scan_studies
+
+    _s, records, _o = run
+    rec = records["unknown_syntax"]
+    assert rec.ok and rec.provenance is not None
+    assert rec.provenance.inputs["ct"].reason == "undecodable"
+    assert [w.code for w in rec.warnings] == ["input_unreadable"]
+    scanned = {
+        s.study: s
+        for s in scan_studies(tree["clean"][0].parent, bundle=bundle, key_secret_file=secret).studies
+    }
+    assert scanned[rec.study or ""].provenance.inputs["ct"].reason == "undecodable"

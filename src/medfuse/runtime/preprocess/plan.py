@@ -87,7 +87,12 @@ def _decoder_problem(tsyntax: str) -> str | None:
     from medfuse.runtime.dicom._read import check_decoder
 
     uid = UID(tsyntax)
-    if not uid.is_transfer_syntax or not uid.is_compressed:
+    if not uid.is_transfer_syntax:  # private or garbled: no decoder can be named for it
+        return (
+            "its transfer syntax is not one DICOM defines, so no decoder can read its pixel "
+            "data; export the series uncompressed (explicit VR little endian)"
+        )
+    if not uid.is_compressed:
         return None
     try:
         check_decoder(uid)
