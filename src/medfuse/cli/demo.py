@@ -200,7 +200,10 @@ def _print(
                 str(model[k]) for k in ("name", "version", "variant", "backend") if k in model
             )
         )
-    console.print(f"throughput: {data['studies_per_s']:.2f} studies/s")
+    console.print(
+        f"throughput: {data.get('studies_per_s_wall', data['studies_per_s']):.2f} studies/s "
+        "(discovery and model start included)"
+    )
     console.print(f"studies:    {studies}")
     console.print(f"results:    {data['results_jsonl']}")
     if data.get("results_csv"):

@@ -25,12 +25,13 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medfuse.errors import DicomError, UsageError
+from medfuse.runtime.feed import DiscoveryFeed
 from medfuse.runtime.results import (
     ModelInfo,
     ResultRecord,
@@ -127,11 +128,29 @@ class ScreeningSummary:
     session_open_s: float = 0.0
     reasons: Mapping[str, int] = field(default_factory=dict)
     warnings: Mapping[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+    rescreened: int = 0
 
     @property
     def total(self) -> int:
         """Records in the results file."""
         return sum(self.by_status.values())
+
+    @property
+    def studies_per_s_wall(self) -> float:
+        """This run's studies per second over the whole call: discovery, the model's start and
+        writing included (what a user waits for)."""
+        return self.screened / self.wall_s if self.wall_s > 0 else 0.0
+
+    def time_split_s(self) -> dict[str, float]:
+        """Seconds of work per stage over this run (stages overlap: they sum to more than
+        ``wall_s`` when the pipeline keeps several cores busy)."""
+        n = self.screened
+        return {
+            "discovery": self.discovery_s,
+            "session_open": self.session_open_s,
+            **{k: v * n / 1e3 for k, v in self.timing_ms_mean.items()},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what ``medfuse run --json`` prints)."""
@@ -156,6 +175,10 @@ class ScreeningSummary:
             "torn_bytes_dropped": self.torn_bytes_dropped,
             "discovery_s": round(self.discovery_s, 3),
             "session_open_s": round(self.session_open_s, 3),
+            "wall_s": round(self.wall_s, 3),
+            "studies_per_s_wall": round(self.studies_per_s_wall, 3),
+            "time_split_s": {k: round(v, 3) for k, v in self.time_split_s().items()},
+            "rescreened": self.rescreened,
         }
 
 
@@ -227,24 +250,18 @@ def screen_studies(
         raise UsageError("--csv and --out name the same file; give the CSV its own name")
     secret = secret_from(key_secret_file)
 
-    t0 = time.perf_counter()
-    discovery = discover_or_explain(root)
-    discovery_s = time.perf_counter() - t0
-    studies = list(discovery.studies)
-
+    t_start = time.perf_counter()
     existing = read_results(out_path) if resume else None
     done = existing.keys if existing else frozenset()
-    pending = [(k, s) for k, s in ((s.key(secret), s) for s in studies) if k not in done]
-    log.info(
-        "screening %d studies (%d already in the results file)",
-        len(pending),
-        len(studies) - len(pending),
-    )
+    feed = DiscoveryFeed(root, secret, done)
+    if not feed.wait_first():  # discovery ended with nothing (new) to screen
+        feed.join()
+        explain_empty(feed.stream.discovery)
 
     model = ModelInfo()
     run = _RunCounts()
     session_open_s = 0.0
-    if pending:
+    if feed.wait_first():
         from medfuse.runtime.session import Session
 
         t0 = time.perf_counter()
@@ -255,11 +272,13 @@ def screen_studies(
             session_open_s = time.perf_counter() - t0
             model = session.info.model_info()
             with ResultsWriter(out_path, resume=resume) as writer:
-                run = _screen_pending(
-                    session, pending, writer, model, batch_size, workers, progress
-                )
+                run = _screen_feed(session, feed, writer, model, batch_size, workers, progress)
     elif existing is not None and existing.torn_bytes:
         ResultsWriter(out_path, resume=True).open().close()  # repair the torn tail anyway
+    feed.join()
+    discovery = feed.stream.discovery
+    studies = discovery.studies
+    already = sum(1 for s in studies if s.key(secret) in done)
 
     records = read_results(out_path).current
     if csv_path is not None:
@@ -267,11 +286,12 @@ def screen_studies(
     if model == ModelInfo() and records:
         model = records[-1].model
     screened = run.ok + run.not_usable + run.errors
+    wall_s = time.perf_counter() - t_start
     return ScreeningSummary(
         results_jsonl=str(out_path),
         results_csv=None if csv_path is None else str(csv_path),
         studies_found=len(studies),
-        already_done=len(studies) - len(pending),
+        already_done=already,
         screened=screened,
         by_status=dict(Counter(r.status for r in records)),
         by_class=dict(Counter(r.top_class for r in records if r.top_class is not None)),
@@ -283,10 +303,12 @@ def screen_studies(
         timing_ms_mean={s: sum(v) / len(v) for s, v in run.stage_ms.items() if v},
         model=model,
         torn_bytes_dropped=existing.torn_bytes if existing else 0,
-        discovery_s=discovery_s,
+        discovery_s=feed.stream.busy_s,
         session_open_s=session_open_s,
         reasons=reason_counts(records),
         warnings=dict(Counter(w.code for r in records for w in r.warnings)),
+        wall_s=wall_s,
+        rescreened=run.rescreened,
     )
 
 
@@ -310,13 +332,18 @@ def discover_or_explain(
         discovery.files_seen,
         time.perf_counter() - t0,
     )
+    explain_empty(discovery)
+    return discovery
+
+
+def explain_empty(discovery: Discovery) -> None:
+    """Raise :class:`DicomError` when ``discovery`` found no study, saying what it skipped."""
     if not discovery.studies:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(discovery.skipped.items())) or "none"
         raise DicomError(
             f"no DICOM image study found in the studies folder ({discovery.files_seen} files "
             f"looked at; skipped: {reasons}); point it at a folder that holds DICOM image files"
         )
-    return discovery
 
 
 @dataclass
@@ -324,50 +351,82 @@ class _RunCounts:
     ok: int = 0
     not_usable: int = 0
     errors: int = 0
+    rescreened: int = 0  # provisional studies screened before discovery saw all their files
     elapsed_s: float = 0.0
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in _STAGES})
 
+    def count(self, record: ResultRecord) -> None:
+        if record.ok:
+            self.ok += 1
+            for stage in _STAGES:
+                v = record.timing_ms.get(stage)
+                if v is not None:
+                    self.stage_ms[stage].append(float(v))
+        elif record.status == "no_usable_input":
+            self.not_usable += 1
+        else:
+            self.errors += 1
 
-def _screen_pending(
+    @property
+    def written(self) -> int:
+        return self.ok + self.not_usable + self.errors
+
+
+def _screen_feed(
     session: Session,
-    pending: Sequence[tuple[str, Study]],
+    feed: DiscoveryFeed,
     writer: ResultsWriter,
     model: ModelInfo,
     batch_size: int,
     workers: int,
     progress: Callable[[ScreeningProgress], None] | None,
 ) -> _RunCounts:
-    """Run the pending studies through the session, writing one record per study as it comes."""
+    """Run the fed studies through the session, writing one record per final study.
+
+    Until discovery is done a record is held: its study may still change (more files in a
+    later folder). Once done, a held record is written when its study is final and dropped
+    otherwise — the final study is fed later and screened again — so the file holds exactly one
+    record per study, as if discovery had come first.
+    """
     run = _RunCounts()
-    if progress is not None:
-        progress(ScreeningProgress(0, len(pending), 0, 0, 0.0))
-    start = time.perf_counter()
-    outcomes = session.predict_many(
-        (s for _k, s in pending), batch_size=batch_size, workers=workers
-    )
-    for (key, _study), outcome in zip(pending, outcomes, strict=True):
-        record = ResultRecord.from_outcome(key, outcome, model)
+    stream = feed.stream
+    held: list[tuple[str, Study, ResultRecord]] = []
+    written: set[str] = set()
+
+    def settle(key: str, study: Study, record: ResultRecord) -> None:
+        if key in written or not stream.is_final(study):
+            run.rescreened += 1
+            return
         writer.write(record)
-        if record.ok:
-            run.ok += 1
-            for stage in _STAGES:
-                v = record.timing_ms.get(stage)
-                if v is not None:
-                    run.stage_ms[stage].append(float(v))
-        elif record.status == "no_usable_input":
-            run.not_usable += 1
+        written.add(key)
+        run.count(record)
+
+    if progress is not None:
+        progress(ScreeningProgress(0, 0, 0, 0, 0.0))
+    start = time.perf_counter()
+    for outcome in session.predict_many(feed, batch_size=batch_size, workers=workers):
+        key, study = feed.order.popleft()
+        record = ResultRecord.from_outcome(key, outcome, model)
+        if stream.done:
+            for item in held:
+                settle(*item)
+            held.clear()
+            settle(key, study, record)
         else:
-            run.errors += 1
+            held.append((key, study, record))
         run.elapsed_s = time.perf_counter() - start
         if progress is not None:
+            total = feed.pending_total() if stream.done else feed.fed
             progress(
                 ScreeningProgress(
-                    run.ok + run.not_usable + run.errors,
-                    len(pending),
+                    run.written,
+                    max(total, run.written + len(held)),
                     run.ok,
                     run.errors,
                     run.elapsed_s,
                     run.not_usable,
                 )
             )
+    for item in held:
+        settle(*item)
     return run

@@ -240,6 +240,7 @@ def test_public_api_is_complete() -> None:
         "frames",
         "geometry",
         "processing",
+        "streaming",
         "study",
         "volume",
     }

@@ -2,6 +2,7 @@
 
 - :func:`discover_studies` groups a folder's files into Study → Series → Instance, headers only;
   an instance keeps the few header facts :func:`load_volume` needs, so it parses no header again.
+  :class:`StudyStream` does the same folder by folder, handing studies on as they are read.
 - :func:`read_frames` reads one file as display values in [0, 1] (modality LUT → VOI →
   polarity), float32 ``(frames, rows, cols)``.
 - :func:`load_volume` / :func:`load_image` read a series as modality values (HU for CT) with
@@ -27,6 +28,7 @@ from medfuse.runtime.dicom.processing import (
     scale_minmax,
     voi_transforms,
 )
+from medfuse.runtime.dicom.streaming import StudyStream
 from medfuse.runtime.dicom.study import HeaderFacts, Instance, Series, Study
 from medfuse.runtime.dicom.volume import Image2D, Volume, load_image, load_volume
 
@@ -38,6 +40,7 @@ __all__ = [
     "Instance",
     "Series",
     "Study",
+    "StudyStream",
     "VoiLut",
     "VoiWindow",
     "Volume",

@@ -43,7 +43,7 @@ from medfuse.runtime.dicom.geometry import (
 )
 from medfuse.runtime.dicom.study import Instance, Series, Study
 
-__all__ = ["SKIP_REASONS", "Discovery", "discover_studies"]
+__all__ = ["SKIP_REASONS", "Collector", "Discovery", "discover_studies", "walk_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -316,15 +316,17 @@ def _classify(
 
 
 @dataclass
-class _Walk:
+class FileWalk:
     """The entries under a root: files to read, and folders that could not be listed."""
 
     files: list[Path] = field(default_factory=list)
     bad_folders: list[Path] = field(default_factory=list)
 
 
-def _walk(root: Path) -> _Walk:
-    out = _Walk()
+def walk_files(root: Path) -> FileWalk:
+    """The files under ``root`` (sorted, symlinked folders followed once) and the folders
+    that could not be listed; ``root`` itself when it is a file."""
+    out = FileWalk()
     if not root.is_dir():
         out.files.append(root)
         return out
@@ -405,53 +407,83 @@ def discover_studies(
     root = Path(root)
     if not root.exists():
         raise UsageError("the folder to search does not exist; pass an existing folder or file")
-    walk = _walk(root)
-    skipped: Counter[str] = Counter(
-        {"unreadable_folder": len(walk.bad_folders)} if walk.bad_folders else {}
-    )
-    problems: list[Path] = list(walk.bad_folders)
-    suspects: list[Path] = []  # not DICOM, but named or sized like a lost slice
-    # study → series → parts
-    tree: dict[str, dict[str, _SeriesParts]] = defaultdict(dict)
+    walk = walk_files(root)
+    collector = Collector(walk.bad_folders)
     total = len(walk.files)
-    for done, path in enumerate(walk.files, start=1):
+    for done, path in enumerate(walk.files):
         if progress is not None:
-            progress(done - 1, total)
+            progress(done, total)
+        collector.read(path)
+    if progress is not None:
+        progress(total, total)
+    found = collector.result()
+    logger.info(
+        "discovered %d studies, %d series, %d image files; skipped %d of %d entries %s in %.0f ms",
+        len(found.studies),
+        sum(len(s.series) for s in found.studies),
+        sum(len(se.instances) for s in found.studies for se in s.series),
+        found.n_skipped,
+        found.files_seen,
+        dict(sorted(found.skipped.items())),
+        (time.perf_counter() - t0) * 1e3,
+    )
+    return found
+
+
+class Collector:
+    """Studies built up one file at a time (the core of :func:`discover_studies` and of the
+    streaming discovery in :mod:`medfuse.runtime.dicom.streaming`).
+
+    ``bad_folders``: folders that could not be listed (counted, and warned on the studies
+    beside them).
+    """
+
+    def __init__(self, bad_folders: list[Path] | None = None) -> None:
+        bad = list(bad_folders or [])
+        self.skipped: Counter[str] = Counter({"unreadable_folder": len(bad)} if bad else {})
+        self.problems: list[Path] = bad
+        self.suspects: list[Path] = []  # not DICOM, but named or sized like a lost slice
+        self.tree: dict[str, dict[str, _SeriesParts]] = defaultdict(dict)  # study → series
+        self.files_seen = 0
+
+    def read(self, path: Path) -> str | None:
+        """Read one file's header into the tree; the StudyInstanceUID it joined, if any."""
+        self.files_seen += 1
         try:
             study_uid, series_uid, modality, inst, for_uid = _read_header(path)
         except _Skip as skip:
-            skipped[skip.reason] += 1
+            self.skipped[skip.reason] += 1
             if skip.reason == "not_dicom" and _lost_slice(path):
-                suspects.append(path)
+                self.suspects.append(path)
             if skip.reason in ("unreadable", "no_pixels"):
                 if skip.uids is None:
-                    problems.append(path)
+                    self.problems.append(path)
                 else:
-                    parts = tree[skip.uids[0]].setdefault(skip.uids[1], _SeriesParts("", None))
+                    parts = self.tree[skip.uids[0]].setdefault(
+                        skip.uids[1], _SeriesParts("", None)
+                    )
                     parts.unreadable += 1
-            continue
-        parts = tree[study_uid].setdefault(series_uid, _SeriesParts(modality, for_uid))
+                    return skip.uids[0]
+            return None
+        parts = self.tree[study_uid].setdefault(series_uid, _SeriesParts(modality, for_uid))
         if not parts.instances:
             parts.modality, parts.frame_of_reference = modality, for_uid
         parts.instances.append(inst)
         if for_uid:
             parts.frames_of_reference.add(for_uid)
-    if progress is not None:
-        progress(total, total)
-    studies = tuple(_study(uid, tree[uid], problems, suspects) for uid in sorted(tree))
-    logger.info(
-        "discovered %d studies, %d series, %d image files; skipped %d of %d entries %s in %.0f ms",
-        len(studies),
-        sum(len(s.series) for s in studies),
-        sum(len(se.instances) for s in studies for se in s.series),
-        sum(skipped.values()),
-        len(walk.files),
-        dict(sorted(skipped.items())),
-        (time.perf_counter() - t0) * 1e3,
-    )
-    return Discovery(
-        studies=studies, skipped=MappingProxyType(dict(skipped)), files_seen=len(walk.files)
-    )
+        return study_uid
+
+    def study(self, uid: str) -> Study:
+        """The study ``uid`` as the files read so far make it."""
+        return _study(uid, self.tree[uid], self.problems, self.suspects)
+
+    def result(self) -> Discovery:
+        """Everything read so far, studies sorted by UID."""
+        return Discovery(
+            studies=tuple(self.study(uid) for uid in sorted(self.tree)),
+            skipped=MappingProxyType(dict(self.skipped)),
+            files_seen=self.files_seen,
+        )
 
 
 def _study(
