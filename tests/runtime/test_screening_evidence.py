@@ -235,3 +235,16 @@ def test_an_unknown_transfer_syntax_is_undecodable_in_scan_and_run(  # type: ign
         for s in scan_studies(tree["clean"][0].parent, bundle=bundle, key_secret_file=secret).studies
     }
     assert scanned[rec.study or ""].provenance.inputs["ct"].reason == "undecodable"
+
+
+def test_predict_keeps_the_read_fault_behind_a_refusal(tmp_path: Path) -> None:
+    from medfuse.errors import CorruptDicomError, NoUsableInputError
+    from medfuse.runtime.session import Session
+    from medfuse.synthetic import generate_studies
+
+    generate_studies(tmp_path / "src", 1, seed=6)
+    fx.make_error_study(tmp_path / "src")
+    bundle = fx.shipped_or_tiny_bundle(tmp_path / "b")
+    with Session(bundle) as session, pytest.raises(NoUsableInputError) as info:
+        session.predict(tmp_path / "src" / "e0e0e0e0")
+    assert isinstance(info.value.fault, CorruptDicomError)

@@ -285,6 +285,8 @@ class Session:
             study = found[0]
         outcome = next(iter(self.predict_many([study], batch_size=1, workers=0)))
         if isinstance(outcome, StudyNotUsable):
+            if isinstance(outcome.exception, NoUsableInputError):
+                raise outcome.exception  # with its provenance and the read fault behind it
             raise NoUsableInputError(
                 "the study does not meet the model's presence rule "
                 f"({outcome.provenance.rule.describe()}): "
@@ -510,6 +512,7 @@ def _unusable_or_failure(
             provenance=exc.provenance,
             error=fault_error(exc.provenance),
             timing_ms={"prepare": prepare_ms},
+            exception=exc,
         )
     return StudyFailure(
         index=index,

@@ -50,8 +50,8 @@ __all__ = [
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
-_PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
-_PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
+PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
+PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 # an element header is at most this long: tag (4) + VR (2) + reserved (2) + length (4)
@@ -207,7 +207,7 @@ def _read_exactly(fh: BinaryIO, n: int) -> bytes:
 
 def _element_header(head: bytes, *, implicit: bool, little: bool) -> bytes | None:
     """The Pixel Data element's tag (+ VR) + 32-bit length from ``head``, or None."""
-    if head[:4] != (_PIXEL_TAG_LE if little else _PIXEL_TAG_BE):
+    if head[:4] != (PIXEL_TAG_LE if little else PIXEL_TAG_BE):
         return None
     if implicit:
         return head[:8] if len(head) >= 8 else None

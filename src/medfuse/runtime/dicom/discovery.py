@@ -31,7 +31,13 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from medfuse.errors import UsageError
-from medfuse.runtime.dicom._facts import HEADER_PEEK, header_facts, pixel_length_fits
+from medfuse.runtime.dicom._facts import (
+    HEADER_PEEK,
+    PIXEL_TAG_BE,
+    PIXEL_TAG_LE,
+    header_facts,
+    pixel_length_fits,
+)
 from medfuse.runtime.dicom._header import read_header_view
 from medfuse.runtime.dicom._quiet import quiet_pydicom, reading
 from medfuse.runtime.dicom._read import DICOMDIR_SOP_CLASS
@@ -57,8 +63,6 @@ SKIP_REASONS = (
     "not_regular",
     "unreadable_folder",
 )
-_PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
-_PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _STUDY_UID_TAG = 0x0020000D
 _SERIES_UID_TAG = 0x0020000E
@@ -279,7 +283,7 @@ def _classify(
         if cut and _declares_image(ds):
             raise _Skip("unreadable", uids)
         raise _Skip("non_image")
-    if tsyntax != _DEFLATED and marker not in (_PIXEL_TAG_LE, _PIXEL_TAG_BE):
+    if tsyntax != _DEFLATED and marker not in (PIXEL_TAG_LE, PIXEL_TAG_BE):
         # an image header without pixels is a lost slice of its series either way
         raise _Skip("unreadable" if cut else "no_pixels", uids)
     if uids is None:

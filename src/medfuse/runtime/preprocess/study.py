@@ -30,6 +30,7 @@ from medfuse.runtime.dicom.study import Instance, Series, Study
 from medfuse.runtime.preprocess.intensity import apply_intensity_into, require_finite
 from medfuse.runtime.preprocess.plan import PlanOutcome, StudyPlan, plan_study
 from medfuse.runtime.preprocess.resample import resample_volume_into, resize_image_into
+from medfuse.runtime.results.outcomes import fault_exception
 from medfuse.runtime.results.provenance import Notice, Provenance, reason_of
 from medfuse.runtime.results.redaction import error_info, modality_term
 
@@ -290,7 +291,8 @@ def preprocess_study(
     plan = plan if plan is not None else plan_study(study, spec)
     if not plan.usable:  # from the headers alone: read nothing, so nothing is marked used
         _zero(out, needed)
-        raise _not_usable(plan.provenance(PlanOutcome()), None)
+        provenance = plan.provenance(PlanOutcome())
+        raise _not_usable(provenance, fault_exception(provenance))
     outcome = PlanOutcome()
 
     read_ms = prep_ms = 0.0

@@ -226,6 +226,18 @@ def fault_error(provenance: Provenance) -> ErrorInfo | None:
     return None
 
 
+def fault_exception(provenance: Provenance) -> BaseException | None:
+    """The typed error of a fault the headers showed (see :func:`fault_error`), for callers
+    that raise: e.g. a :class:`~medfuse.errors.PixelDataLengthError` for ``pixel_length``."""
+    import medfuse.errors as errors
+
+    info = fault_error(provenance)
+    if info is None:
+        return None
+    cls = getattr(errors, info.type, errors.CorruptDicomError)
+    return cls(info.message) if isinstance(cls, type) else None
+
+
 @dataclass(frozen=True)
 class StudyNotUsable:
     """A study that does not meet the model's presence rule: no outputs, only the reasons.
@@ -242,6 +254,7 @@ class StudyNotUsable:
     provenance: Provenance
     error: ErrorInfo | None = None
     timing_ms: Mapping[str, float] = field(default_factory=dict)
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     ok: ClassVar[bool] = False
 
