@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,15 +33,32 @@ CASES = (
     "ct_refused",
     "only_short_ct",
     "unknown_syntax",
+    "junk_slope",
+    "junk_window",
 )
 _PATIENT = "ZZPATIENT-SECOND-998877"
 
 
+def _dicoms(folder: Path) -> list[Path]:
+    """The DICOM files of a series folder (synthetic folders also hold notes and thumbnails)."""
+    return [p for p in fault.files_of(folder) if fx.modality_of(p)]
+
+
 def _rewrite(path: Path, **values: object) -> None:
     ds = pydicom.dcmread(path)
-    for keyword, value in values.items():
-        setattr(ds, keyword, value)
-    ds.save_as(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on the junk values planted on purpose
+        for keyword, value in values.items():
+            setattr(ds, keyword, value)
+        ds.save_as(path)
+
+
+def _plant_junk(path: Path, keyword: str) -> None:
+    """Text where a number belongs (pydicom will not write it: the bytes are replaced)."""
+    _rewrite(path, **{keyword: "987.654"})
+    data = path.read_bytes()
+    assert data.count(b"987.654") == 1
+    path.write_bytes(data.replace(b"987.654", b"ZZJUNK!"))
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +67,13 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]
 
     base = tmp_path_factory.mktemp("evidence")
     root = base / "in"
-    generate_studies(root, 3 * len(CASES), seed=23)
+    generate_studies(root, 4 * len(CASES), seed=23)
     complete = [
         p
         for p in sorted(root.iterdir())
-        if p.is_dir() and {"CT", "MR"} <= set(fault.series_dirs(p))
+        if p.is_dir()
+        and {"CT", "MR"} <= set(fault.series_dirs(p))
+        and {"DX", "CR"} & set(fault.series_dirs(p))
     ]
     assert len(complete) >= len(CASES)
     for extra in complete[len(CASES) :]:
@@ -70,20 +90,26 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]
     shutil.move(str(ct["symlinked"]), outside)
     ct["symlinked"].symlink_to(outside, target_is_directory=True)
     (outside / "loop").symlink_to(outside, target_is_directory=True)  # must not walk forever
-    _rewrite(fault.files_of(ct["two_patients"])[4], PatientID=_PATIENT)
-    first = fault.files_of(ct["duplicate"])[0]
+    _rewrite(_dicoms(ct["two_patients"])[4], PatientID=_PATIENT)
+    first = _dicoms(ct["duplicate"])[0]
     shutil.copyfile(first, first.with_name(first.name + "_copy"))
-    _rewrite(fault.files_of(ct["mixed_for"])[3], FrameOfReferenceUID=f"2.25.{uuid.uuid4().int}")
-    for path in fault.files_of(ct["constant"]):
+    _rewrite(_dicoms(ct["mixed_for"])[3], FrameOfReferenceUID=f"2.25.{uuid.uuid4().int}")
+    for path in _dicoms(ct["constant"]):
         _rewrite(path, RescaleSlope="0")
-    for path in fault.files_of(ct["ct_refused"])[3:]:
+    for path in _dicoms(ct["ct_refused"])[3:]:
         path.unlink()
-    for path in fault.files_of(ct["unknown_syntax"]):
+    for path in _dicoms(ct["unknown_syntax"]):
         ds = pydicom.dcmread(path)
         ds.file_meta.TransferSyntaxUID = "1.2.826.0.1.3680043.99.1"  # private, body unchanged
         ds.save_as(path, enforce_file_format=True)
+    for path in _dicoms(ct["junk_slope"]):
+        _plant_junk(path, "RescaleSlope")
+    series = fault.series_dirs(cases["junk_window"])
+    xray = series.get("DX") or series["CR"]
+    for path in _dicoms(xray):
+        _plant_junk(path, "WindowCenter")
     fault.keep_only(cases["only_short_ct"], "CT")
-    for path in fault.files_of(ct["only_short_ct"])[3:]:
+    for path in _dicoms(ct["only_short_ct"])[3:]:
         path.unlink()
     return {case: (folder, fault.study_uid(folder)) for case, folder in cases.items()}
 
@@ -220,21 +246,38 @@ def test_non_finite_model_outputs_are_refused(tmp_path: Path) -> None:
     assert record["error"]["type"] == "NonFiniteOutputError"
 
 
-def test_an_unknown_transfer_syntax_is_undecodable_in_scan_and_run(  # type: ignore[no-untyped-def]
-    run, tree: dict[str, tuple[Path, str]], bundle: Path, secret: Path
+@pytest.mark.parametrize(
+    ("case", "name", "reason"),
+    [
+        ("unknown_syntax", "ct", "undecodable"),
+        ("junk_slope", "ct", "unreadable"),
+        ("junk_window", "xr", "unreadable"),
+    ],
+)
+def test_header_faults_refuse_the_input_alike_in_scan_and_run(  # type: ignore[no-untyped-def]
+    run,
+    tree: dict[str, tuple[Path, str]],
+    bundle: Path,
+    secret: Path,
+    case: str,
+    name: str,
+    reason: str,
 ) -> None:
     from medfuse.runtime.scan import scan_studies
 
-    _s, records, _o = run
-    rec = records["unknown_syntax"]
+    _s, records, out = run
+    rec = records[case]
     assert rec.ok and rec.provenance is not None
-    assert rec.provenance.inputs["ct"].reason == "undecodable"
+    assert rec.provenance.inputs[name].reason == reason
     assert [w.code for w in rec.warnings] == ["input_unreadable"]
     scanned = {
         s.study: s
-        for s in scan_studies(tree["clean"][0].parent, bundle=bundle, key_secret_file=secret).studies
+        for s in scan_studies(
+            tree["clean"][0].parent, bundle=bundle, key_secret_file=secret
+        ).studies
     }
-    assert scanned[rec.study or ""].provenance.inputs["ct"].reason == "undecodable"
+    assert scanned[rec.study or ""].provenance.inputs[name].reason == reason
+    assert "ZZJUNK" not in out.read_text()
 
 
 def test_predict_keeps_the_read_fault_behind_a_refusal(tmp_path: Path) -> None:

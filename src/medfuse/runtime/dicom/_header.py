@@ -66,8 +66,11 @@ _WANTED: dict[str, tuple[int, str]] = {
     "BitsStored": (0x00280101, "US"),
     "HighBit": (0x00280102, "US"),
     "PixelRepresentation": (0x00280103, "US"),
+    "WindowCenter": (0x00281050, "DS"),
+    "WindowWidth": (0x00281051, "DS"),
     "RescaleIntercept": (0x00281052, "DS"),
     "RescaleSlope": (0x00281053, "DS"),
+    "VOILUTFunction": (0x00281056, "CS"),
     "PresentationLUTShape": (0x20500020, "CS"),
 }
 _BY_TAG = {tag: (kw, vr) for kw, (tag, vr) in _WANTED.items()}

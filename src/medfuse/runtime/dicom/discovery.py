@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import stat
 import time
@@ -29,6 +30,7 @@ from typing import BinaryIO, cast
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 
 from medfuse.errors import UsageError
 from medfuse.runtime.dicom._facts import (
@@ -238,6 +240,40 @@ def _declares_image(ds: Dataset) -> bool:
         return False
 
 
+_NUMERIC = ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth")
+_VOI_FUNCTIONS = frozenset({"LINEAR", "LINEAR_EXACT", "SIGMOID"})
+
+
+def bad_values(ds: Dataset) -> tuple[str, ...]:
+    """Keywords of the attributes the pixel pipeline converts whose values it cannot use:
+    numbers that are not numbers, a VOILUTFunction that is not a defined term, a NumberOfFrames
+    that is not a positive integer. Seen in the header, so ``scan`` and ``run`` agree."""
+    bad: list[str] = []
+    for keyword in _NUMERIC:
+        try:
+            value = ds.get(keyword)
+            if value is None or value == "":
+                continue
+            values = list(value) if isinstance(value, list | tuple | MultiValue) else [value]
+            if not all(math.isfinite(float(str(v))) for v in values):
+                bad.append(keyword)
+        except Exception:
+            bad.append(keyword)
+    try:
+        function = ds.get("VOILUTFunction")
+        if function not in (None, "") and str(function).strip().upper() not in _VOI_FUNCTIONS:
+            bad.append("VOILUTFunction")
+    except Exception:
+        bad.append("VOILUTFunction")
+    try:
+        frames = ds.get("NumberOfFrames")
+        if frames not in (None, "") and int(str(frames)) < 1:
+            bad.append("NumberOfFrames")
+    except Exception:
+        bad.append("NumberOfFrames")
+    return tuple(bad)
+
+
 def _digest(value: object) -> str:
     """A short digest of a header value compared across files (the value itself is not kept)."""
     text = str(value or "").strip()
@@ -314,6 +350,7 @@ def _classify(
         transfer_syntax=tsyntax,
         problem=None if pixel_length_fits(ds, head, _size(fh) - offset) else "pixel_length",
         patient=_digest(ds.get("PatientID", "")),
+        bad_values=bad_values(ds),
     )
     for_uid = str(ds.get("FrameOfReferenceUID", "") or "").strip() or None
     return study_uid, series_uid, modality, instance, for_uid
@@ -463,9 +500,7 @@ class Collector:
                 if skip.uids is None:
                     self.problems.append(path)
                 else:
-                    parts = self.tree[skip.uids[0]].setdefault(
-                        skip.uids[1], _SeriesParts("", None)
-                    )
+                    parts = self.tree[skip.uids[0]].setdefault(skip.uids[1], _SeriesParts("", None))
                     parts.unreadable += 1
                     return skip.uids[0]
             return None

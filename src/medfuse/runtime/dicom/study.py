@@ -85,6 +85,7 @@ class Instance:
     transfer_syntax: str = field(default="", repr=False)  # TransferSyntaxUID
     problem: str | None = None  # a fault seen in the header: "pixel_length"
     patient: str = field(default="", repr=False)  # a digest of PatientID (never written out)
+    bad_values: tuple[str, ...] = ()  # keywords whose values the pixel pipeline cannot use
 
     @property
     def is_grayscale(self) -> bool:

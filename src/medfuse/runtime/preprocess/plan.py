@@ -138,6 +138,14 @@ def _fault(series: Series) -> _Verdict | None:
             f"{series.unreadable_files} of its {files} files could not be read; a series is "
             "used whole or not at all",
         )
+    for keyword in ("RescaleSlope", "RescaleIntercept", "NumberOfFrames"):
+        junk = sum(1 for i in series.instances if keyword in i.bad_values)
+        if junk:
+            return _Verdict(
+                "unreadable",
+                f"{junk} of its {files} files hold a {keyword} the pixel data cannot be read "
+                "with (not a number, or not a positive frame count)",
+            )
     bad = sum(1 for i in series.instances if i.problem == "pixel_length")
     if bad:
         return _Verdict(
@@ -162,6 +170,16 @@ def _judge(series: Series, inp: InputSpec) -> _Verdict | None:
             f"not a grayscale image (PhotometricInterpretation {term}, SamplesPerPixel "
             f"{colour.samples_per_pixel}); medfuse reads MONOCHROME1 / MONOCHROME2",
         )
+    if recipe.intensity.method == "voi":
+        junk = [
+            k for k in ("WindowCenter", "WindowWidth", "VOILUTFunction") if k in used[0].bad_values
+        ]
+        if junk:
+            return _Verdict(
+                "unreadable",
+                f"its {', '.join(junk)} cannot be used for the input's display window (not a "
+                "number, or not a defined VOILUTFunction: LINEAR, LINEAR_EXACT, SIGMOID)",
+            )
     for tsyntax in sorted({i.transfer_syntax for i in used}):
         problem = _decoder_problem(tsyntax) if tsyntax else None
         if problem is not None:

@@ -235,7 +235,13 @@ def fault_exception(provenance: Provenance) -> BaseException | None:
     if info is None:
         return None
     cls = getattr(errors, info.type, errors.CorruptDicomError)
-    return cls(info.message) if isinstance(cls, type) else None
+    if cls is errors.InconsistentSeriesError:
+        reason = next(
+            u.reason for u in provenance.inputs.values() if u.reason == "mixed_modality"
+        )
+        return errors.InconsistentSeriesError(info.message, reason)
+    exc: BaseException = cls(info.message)
+    return exc
 
 
 @dataclass(frozen=True)
