@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +27,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "check_secret_file",
+    "preflight",
     "require_for_flag",
     "writing",
 ]
@@ -162,3 +163,36 @@ def require_for_flag(module: str, flag: str, extra: str) -> None:
             f"{flag} needs {module!r}, which is not installed; install it with "
             f"pip install 'medfuse[{extra}]' or leave out {flag}"
         ) from exc
+
+
+PathArg = str | os.PathLike[str] | None
+
+
+def preflight(
+    *,
+    files: Mapping[str, PathArg] | None = None,
+    folders: Mapping[str, PathArg] | None = None,
+    secret: PathArg = None,
+    modules: Mapping[str, tuple[str, str]] | None = None,
+) -> None:
+    """Every check a verb needs before its long work, in one call.
+
+    Parameters
+    ----------
+    files, folders:
+        Flag (``"--json"``) → output file / folder; ``None`` values (flag not given) are skipped.
+    secret:
+        A key-secret file to read or create.
+    modules:
+        Flag → (module, pip extra) the flag needs, e.g. ``{"--plot": ("matplotlib", "plots")}``.
+    """
+    for flag, path in (files or {}).items():
+        if path is not None:
+            check_output_file(path, flag)
+    for flag, path in (folders or {}).items():
+        if path is not None:
+            check_output_dir(path, flag)
+    if secret is not None:
+        check_secret_file(secret)
+    for flag, (module, extra) in (modules or {}).items():
+        require_for_flag(module, flag, extra)
