@@ -22,7 +22,8 @@ The tree::
     │   │                               orientation, positions); ``reason`` says how
     │   ├── MixedPatientError       the files of one study name more than one patient
     │   └── UnsupportedDicomError   valid DICOM we do not handle (colour, non-image IOD)
-    │       └── MissingDecoderError no decoder installed for the transfer syntax (names it)
+    │       ├── MissingDecoderError no decoder installed for the transfer syntax (names it)
+    │       └── OversizeDicomError  declared or inflated size above the reading caps
     ├── StudyError                  a study cannot feed the model (required modality missing)
     │   └── NoUsableInputError      the model's presence rule is not met; carries the
     │                               study's provenance (which series, why not used)
@@ -34,7 +35,11 @@ The tree::
     ├── EngineBuildError            a TensorRT engine could not be built here
     ├── BackendError                an inference backend cannot run (unavailable, bad feeds)
     │   └── NonFiniteOutputError    the model's outputs for a study are NaN or infinite
+    ├── UploadTooLargeError         a serve upload over its member / size / ratio caps (413)
     └── UsageError                  a request that can never work as asked (CLI exit code 2)
+        ├── FileAccessError         an output, input or secret path cannot be used (names it)
+        ├── ResultsInUseError       another process holds the results file's lock (names PID)
+        └── SecretMismatchError     --resume with another key secret than the file's
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ __all__ = [
     "DicomError",
     "EngineBuildError",
     "ExportError",
+    "FileAccessError",
     "IncompatibleBundleError",
     "InconsistentSeriesError",
     "IntegrityError",
@@ -62,11 +68,15 @@ __all__ = [
     "NonFiniteDataError",
     "NonFiniteOutputError",
     "NotDicomError",
+    "OversizeDicomError",
     "PixelDataLengthError",
     "PreprocessingError",
+    "ResultsInUseError",
+    "SecretMismatchError",
     "StudyError",
     "UnsupportedDicomError",
     "UntrustedBundleError",
+    "UploadTooLargeError",
     "UsageError",
 ]
 
@@ -157,6 +167,14 @@ class MissingDecoderError(UnsupportedDicomError):
     reason = "undecodable"
 
 
+class OversizeDicomError(UnsupportedDicomError):
+    """The image is larger than medfuse reads: its declared frame or pixel count, or the
+    inflated size of a deflated file, is above the caps of :mod:`medfuse.runtime.dicom.limits`.
+    Raised before the pixels (or the inflated data) are allocated."""
+
+    reason = "too_large"
+
+
 class StudyError(MedfuseError):
     """A study cannot feed the model, e.g. a required modality is missing."""
 
@@ -216,3 +234,23 @@ class NonFiniteOutputError(BackendError):
 
 class UsageError(MedfuseError):
     """A request that cannot work as asked; the CLI exits with code 2."""
+
+
+class UploadTooLargeError(MedfuseError):
+    """An upload to ``medfuse serve`` is over its caps (member count, sizes, compression
+    ratio); the server answers the client with this error for the study (HTTP 413 alike)."""
+
+
+class FileAccessError(UsageError):
+    """A path medfuse must write or read cannot be used (read-only, missing or file parent,
+    a folder where a file is needed, full disk); the message names the full path and what
+    would work."""
+
+
+class ResultsInUseError(UsageError):
+    """Another process is writing the same results file (its lock is held); the message names
+    the lock file and the other process's PID."""
+
+
+class SecretMismatchError(UsageError):
+    """``--resume`` with a key secret other than the one the results file was written with."""

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from medfuse._paths import writing
 from medfuse.cli.options import add_trust_options
 from medfuse.errors import UsageError
 
@@ -106,7 +107,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``medfuse bench`` (or its ``compare`` mode); returns the exit code."""
+    from medfuse._paths import preflight
+
     target: Sequence[str] = args.target
+    preflight(
+        files={"--json": args.json, "--markdown": args.markdown, "--plot": args.plot},
+        modules={"--plot": ("matplotlib", "plots")} if args.plot else None,
+    )
     if target and target[0] == "compare":
         return _compare(args, [Path(p) for p in target[1:]])
     if len(target) > 1:
@@ -147,19 +154,22 @@ def run(args: argparse.Namespace) -> int:
     if any(not r.stable for r in report.results):
         err.print("[red]some results did not stabilise within --max-seconds (marked NO)[/red]")
     if args.json:
-        write_report(report, args.json)
+        with writing(args.json, flag="--json"):
+            write_report(report, args.json)
     if args.markdown:
-        _write(args.markdown, markdown_table(report))
+        _write(args.markdown, markdown_table(report), "--markdown")
     if args.plot:
         from medfuse.benchmarks.plots import plot_report
 
-        plot_report(report, args.plot)
+        with writing(args.plot, flag="--plot"):
+            plot_report(report, args.plot)
     return 0
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+def _write(path: Path, text: str, flag: str) -> None:
+    with writing(path, flag=flag):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 def _compare(args: argparse.Namespace, files: list[Path]) -> int:
@@ -204,12 +214,15 @@ def _compare(args: argparse.Namespace, files: list[Path]) -> int:
             "repeatability": None if check is None else check.to_dict(),
             "not_repeats": differences,
         }
-        _write(args.json, json.dumps(doc, indent=2) + "\n")
+        _write(args.json, json.dumps(doc, indent=2) + "\n", "--json")
     if args.markdown:
         md = compare_markdown(rows)
-        _write(args.markdown, md if check is None else md + "\n" + repeat_markdown(check))
+        _write(
+            args.markdown, md if check is None else md + "\n" + repeat_markdown(check), "--markdown"
+        )
     if args.plot:
         from medfuse.benchmarks.plots import plot_compare
 
-        plot_compare(rows, args.plot)
+        with writing(args.plot, flag="--plot"):
+            plot_compare(rows, args.plot)
     return 0

@@ -106,6 +106,7 @@ def ensure_demo_studies(folder: Path, studies: int) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``medfuse demo``."""
+    from medfuse._paths import preflight, writing
     from medfuse.cli.run import progress_bar
     from medfuse.runtime.results import read_results
     from medfuse.runtime.screening import screen_studies
@@ -113,11 +114,14 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.studies <= 1000:
         raise UsageError(f"--studies {args.studies}: give a number from 1 to 1000")
     root = cache_root()
-    studies = ensure_demo_studies(root / "demo-studies", args.studies)
     out_dir = Path(args.out) if args.out is not None else root / "demo-results"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    preflight(folders={CACHE_ENV: root, "--out": out_dir})
+    with writing(root / "demo-studies", "write the demo studies in", CACHE_ENV):
+        studies = ensure_demo_studies(root / "demo-studies", args.studies)
     jsonl, csv = out_dir / "demo-results.jsonl", out_dir / "demo-results.csv"
-    jsonl.unlink(missing_ok=True)  # the demo's own output: rewritten on every run
+    with writing(out_dir, "write the demo results in", "--out"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        jsonl.unlink(missing_ok=True)  # the demo's own output: rewritten on every run
     with progress_bar("demo") as on_progress:
         summary = screen_studies(
             studies,

@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from medfuse._deps import require
+    from medfuse._paths import preflight, writing
 
+    preflight(folders={"--out": args.out})
     require("torch", purpose="ONNX export")
     from medfuse.export import export_bundle, study_inputs
     from medfuse.models.checkpoint import load_checkpoint
@@ -72,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
         "training_config_hash": ckpt.training_config_hash,
         "metrics": {k: v for k, v in ckpt.metrics.items() if k != "history"},
     }
-    with err.status("exporting (ONNX, lint, parity, golden vectors)"):
+    with err.status("exporting (ONNX, lint, parity, golden vectors)"), writing(
+        args.out, "write the bundle", "--out"
+    ):
         bundle = export_bundle(
             module,
             ckpt.spec,

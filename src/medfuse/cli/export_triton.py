@@ -48,6 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the repository; prints its layout (or JSON with ``--json``)."""
+    from medfuse._paths import preflight, writing
     from medfuse.serving.server import parse_batch_sizes
     from medfuse.serving.triton_repo import TritonExportOptions, export_triton_repository
 
@@ -61,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         tensorrt_version=args.tensorrt_version,
         execution_env=args.execution_env,
     )
-    repo = export_triton_repository(args.bundle, args.out, options)
+    preflight(folders={"--out": args.out})
+    with writing(args.out, "write the repository", "--out"):
+        repo = export_triton_repository(args.bundle, args.out, options)
     if args.json:
         print(json.dumps(repo.to_dict(), indent=2))
     else:

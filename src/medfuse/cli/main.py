@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a medfuse error (clean message; traceback only with ``-
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import logging
@@ -121,6 +122,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"medfuse {verb.name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # the last net: a path the verb's own checks (medfuse._paths) did not name; the path is
+        # left out because it may be a file of an input folder
+        if verbosity:
+            logging.getLogger("medfuse.cli").exception("operating-system error")
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        print(
+            f"medfuse {verb.name}: error: the operating system refused a file operation "
+            f"({code}: {exc.strerror or 'no detail'}); run with -v to see which",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

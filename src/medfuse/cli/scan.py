@@ -48,8 +48,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``medfuse scan``; returns 0 when the scan completed (whatever it found)."""
+    from medfuse._paths import preflight
     from medfuse.runtime.scan import scan_studies
 
+    preflight(secret=args.key_secret_file)
     with _file_progress(quiet=args.json) as on_progress:
         summary = scan_studies(
             args.studies,

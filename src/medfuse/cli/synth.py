@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from medfuse._paths import preflight, writing
     from medfuse.synthetic import LABELS_CSV, generate_studies
 
+    preflight(folders={"--out": args.out})
     err = Console(stderr=True)
     with Progress(
         TextColumn("synthesising patients"),
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         TimeElapsedColumn(),
         console=err,
         disable=not err.is_terminal,
-    ) as bar:
+    ) as bar, writing(args.out, "write synthetic studies in", "--out"):
         task = bar.add_task("synth", total=args.patients)
         summary = generate_studies(
             args.out,

@@ -110,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from medfuse._deps import require
+    from medfuse._paths import preflight, writing
 
+    preflight(files={"--out": args.out}, folders={"--cache": args.cache})
     require("torch", purpose="training")
     from medfuse.models.checkpoint import save_checkpoint
     from medfuse.models.specs import model_spec
@@ -161,18 +163,21 @@ def run(args: argparse.Namespace) -> int:
             "history": [vars(h) for h in result.history],
         }
     )
-    save_checkpoint(
-        out,
-        result.module,
-        result.spec,
-        config=cfg.config,
-        metrics=metrics,
-        training_config=cfg.to_dict(),
-        training_config_hash=cfg.hash(),
-    )
     metrics_path = out.with_name(out.stem + ".metrics.json")
     doc = {"config": cfg.to_dict(), "training_config_hash": cfg.hash(), "metrics": metrics}
-    metrics_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with writing(out, "write the model", "--out"):
+        save_checkpoint(
+            out,
+            result.module,
+            result.spec,
+            config=cfg.config,
+            metrics=metrics,
+            training_config=cfg.to_dict(),
+            training_config_hash=cfg.hash(),
+        )
+        metrics_path.write_text(
+            json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
     if args.json:
         json.dump(doc, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")

@@ -88,8 +88,10 @@ def _table(data: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate; exit 0 when every backend × variant passed, 1 otherwise."""
+    from medfuse._paths import preflight, writing
     from medfuse.runtime.validate import validate_bundle
 
+    preflight(files={"--report": args.report})
     report = validate_bundle(
         args.bundle,
         backends=args.backend,
@@ -99,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
     )
     data = report.to_dict()
     if args.report is not None:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(data, indent=2) + "\n")
+        with writing(args.report, flag="--report"):
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            args.report.write_text(json.dumps(data, indent=2) + "\n")
     if args.json:
         print(json.dumps(data, indent=2))
     else:

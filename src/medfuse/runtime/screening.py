@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medfuse._paths import check_output_file
 from medfuse.errors import DicomError, UsageError
 from medfuse.runtime.feed import DiscoveryFeed
 from medfuse.runtime.results import (
@@ -41,6 +42,8 @@ from medfuse.runtime.results import (
     read_results,
     write_csv,
 )
+from medfuse.runtime.results.keys import key_fingerprint
+from medfuse.runtime.results.lock import ResultsLock, check_fingerprint
 
 if TYPE_CHECKING:
     from medfuse.runtime.dicom import Discovery, Study
@@ -245,44 +248,57 @@ def screen_studies(
         raise UsageError(
             "the studies folder does not exist or is not a folder; give a folder of DICOM files"
         )
-    check_output(out_path, resume=resume)
-    if csv_path is not None and Path(csv_path).resolve() == out_path.resolve():
+    check_output_file(out_path, "--out")
+    if csv_path is not None and (
+        check_output_file(csv_path, "--csv").resolve() == out_path.resolve()
+    ):
         raise UsageError("--csv and --out name the same file; give the CSV its own name")
     secret = secret_from(key_secret_file)
+    fingerprint = key_fingerprint(secret)
 
     t_start = time.perf_counter()
-    existing = read_results(out_path) if resume else None
-    done = existing.keys if existing else frozenset()
-    feed = DiscoveryFeed(root, secret, done)
-    if not feed.wait_first():  # discovery ended with nothing (new) to screen
+    # The lock is held from before discovery to the CSV: a second run on the same --out fails
+    # at once, before it reads a file or starts a session.
+    with ResultsLock(out_path) as lock:
+        check_output(out_path, resume=resume)  # under the lock: another writer is named first
+        existing = read_results(out_path) if resume else None
+        check_fingerprint(out_path, fingerprint, has_records=bool(existing and existing.records))
+        done = existing.keys if existing else frozenset()
+        feed = DiscoveryFeed(root, secret, done)
+        if not feed.wait_first():  # discovery ended with nothing (new) to screen
+            feed.join()
+            explain_empty(feed.stream.discovery)
+
+        model = ModelInfo()
+        run = _RunCounts()
+        session_open_s = 0.0
+        if feed.wait_first():
+            from medfuse.runtime.session import Session
+
+            t0 = time.perf_counter()
+            # The session opens before the results file: a bad bundle leaves no file behind.
+            with Session(
+                bundle, backend=backend, precision=precision, device=device, threads=threads
+            ) as session:
+                session_open_s = time.perf_counter() - t0
+                model = session.info.model_info()
+                with ResultsWriter(
+                    out_path, resume=resume, lock=lock, fingerprint=fingerprint
+                ) as writer:
+                    run = _screen_feed(
+                        session, feed, writer, model, batch_size, workers, progress
+                    )
+        elif existing is not None and existing.torn_bytes:
+            # repair the torn tail anyway
+            ResultsWriter(out_path, resume=True, lock=lock, fingerprint=fingerprint).open().close()
         feed.join()
-        explain_empty(feed.stream.discovery)
+        discovery = feed.stream.discovery
+        studies = discovery.studies
+        already = sum(1 for s in studies if s.key(secret) in done)
 
-    model = ModelInfo()
-    run = _RunCounts()
-    session_open_s = 0.0
-    if feed.wait_first():
-        from medfuse.runtime.session import Session
-
-        t0 = time.perf_counter()
-        # The session opens before the results file: a bad bundle leaves no file behind.
-        with Session(
-            bundle, backend=backend, precision=precision, device=device, threads=threads
-        ) as session:
-            session_open_s = time.perf_counter() - t0
-            model = session.info.model_info()
-            with ResultsWriter(out_path, resume=resume) as writer:
-                run = _screen_feed(session, feed, writer, model, batch_size, workers, progress)
-    elif existing is not None and existing.torn_bytes:
-        ResultsWriter(out_path, resume=True).open().close()  # repair the torn tail anyway
-    feed.join()
-    discovery = feed.stream.discovery
-    studies = discovery.studies
-    already = sum(1 for s in studies if s.key(secret) in done)
-
-    records = read_results(out_path).current
-    if csv_path is not None:
-        write_csv(records, Path(csv_path))
+        records = read_results(out_path).current
+        if csv_path is not None:
+            write_csv(records, Path(csv_path))
     if model == ModelInfo() and records:
         model = records[-1].model
     screened = run.ok + run.not_usable + run.errors

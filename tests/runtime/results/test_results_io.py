@@ -166,3 +166,33 @@ def test_csv_mirrors_records(tmp_path: Path) -> None:
         and rows[1]["error_type"] == "CorruptDicomError"
         and rows[1]["p_a"] == ""
     )
+
+
+def test_a_second_writer_on_the_same_file_is_refused_naming_this_pid(tmp_path: Path) -> None:
+    import os
+
+    from medfuse.errors import ResultsInUseError
+
+    out = tmp_path / "r.jsonl"
+    with ResultsWriter(out) as w:
+        w.write(ok_record("a"))
+        with pytest.raises(ResultsInUseError, match=f"PID {os.getpid()}"):
+            ResultsWriter(out, resume=True).open()
+    with ResultsWriter(out, resume=True) as w:  # released on close
+        w.write(ok_record("b"))
+    assert [r.study for r in read_results(out).records] == ["a", "b"]
+
+
+def test_the_writer_records_the_key_fingerprint_and_never_the_secret(tmp_path: Path) -> None:
+    from medfuse.errors import SecretMismatchError
+    from medfuse.runtime.results.keys import key_fingerprint
+    from medfuse.runtime.results.lock import check_fingerprint, meta_path, read_fingerprint
+
+    out, secret = tmp_path / "r.jsonl", bytes(range(32))
+    with ResultsWriter(out, fingerprint=key_fingerprint(secret)) as w:
+        w.write(ok_record("a"))
+    assert read_fingerprint(out) == key_fingerprint(secret)
+    assert secret.hex() not in meta_path(out).read_text()
+    check_fingerprint(out, key_fingerprint(secret), has_records=True)
+    with pytest.raises(SecretMismatchError, match="another study-key secret"):
+        check_fingerprint(out, key_fingerprint(bytes(32)), has_records=True)

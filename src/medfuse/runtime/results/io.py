@@ -18,6 +18,7 @@ file) so that it is consistent after any number of resumed runs.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import logging
 import os
@@ -27,7 +28,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from medfuse._paths import check_output_file, writing
 from medfuse.errors import MedfuseError, UsageError
+from medfuse.runtime.results.lock import ResultsLock, write_fingerprint
 from medfuse.runtime.results.record import SCHEMA, ResultRecord
 
 __all__ = [
@@ -134,7 +137,8 @@ def read_results(path: Path) -> ResultsLog:
     path = Path(path)
     if not path.exists():
         return ResultsLog()
-    data = path.read_bytes()
+    with writing(path, "read the results file", "--out"):
+        data = path.read_bytes()
     records: list[ResultRecord] = []
     bad: list[int] = []
     valid = 0  # end of the last complete line
@@ -178,13 +182,14 @@ def check_output(path: Path, *, resume: bool) -> int:
 
     Raises
     ------
+    FileAccessError
+        ``path`` cannot be written (a folder, a file as parent, no permission).
     UsageError
-        ``path`` is a folder, or it is a non-empty file and ``resume`` is not set.
+        ``path`` is a non-empty file and ``resume`` is not set.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"--out {path.name!r} is a folder; give a file name such as results.jsonl")
-    size = path.stat().st_size if path.exists() else 0
+    path = check_output_file(path, "--out")
+    with writing(path, "read", "--out"):
+        size = path.stat().st_size if path.exists() and path.is_file() else 0
     if size and not resume:
         raise UsageError(
             f"the results file {path.name!r} already holds {size} bytes; pass --resume to "
@@ -194,11 +199,15 @@ def check_output(path: Path, *, resume: bool) -> int:
 
 
 class ResultsWriter:
-    """Append records to a JSONL file, one durable line each.
+    """Append records to a JSONL file, one durable line each, as its only writer.
 
-    Use as a context manager. Opening with ``resume=False`` refuses a non-empty existing file
-    (:class:`~medfuse.errors.UsageError`); ``resume=True`` truncates a torn final line and then
-    appends. Each :meth:`write` is flushed and fsynced before it returns.
+    Use as a context manager. Opening takes the file's exclusive lock
+    (:class:`~medfuse.runtime.results.lock.ResultsLock`; another writer →
+    :class:`~medfuse.errors.ResultsInUseError`) unless a held ``lock`` is passed. Opening with
+    ``resume=False`` refuses a non-empty existing file (:class:`~medfuse.errors.UsageError`);
+    ``resume=True`` truncates a torn final line and then appends. Each :meth:`write` is flushed
+    and fsynced before it returns; an ``OSError`` (full disk …) is a
+    :class:`~medfuse.errors.FileAccessError` naming the file.
 
     Parameters
     ----------
@@ -206,30 +215,56 @@ class ResultsWriter:
         The JSONL file; its parent folder is created if needed.
     resume:
         Append to an existing file instead of refusing it.
+    lock:
+        A lock on ``path`` the caller already holds (it stays held after :meth:`close`).
+    fingerprint:
+        The key secret's fingerprint, recorded in the ``.meta`` sidecar when opening.
     """
 
-    def __init__(self, path: Path, *, resume: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        resume: bool = False,
+        lock: ResultsLock | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.resume = resume
         self.existing = ResultsLog()
         self.written = 0
+        self.fingerprint = fingerprint
         self._fh: Any = None
+        self._lock = lock
+        self._own_lock: ResultsLock | None = None
 
     def open(self) -> ResultsWriter:
-        """Open (and repair, when resuming) the file; returns ``self``."""
+        """Lock, open (and repair, when resuming) the file; returns ``self``."""
         size = check_output(self.path, resume=self.resume)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.existing = read_results(self.path) if size else ResultsLog()
-        fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
-        if self.existing.torn_bytes:
-            fh.truncate(self.existing.valid_bytes)
-        if self.existing.needs_newline:
-            fh.write(b"\n")
-        if self.existing.torn_bytes or self.existing.needs_newline:
-            fh.flush()
-            os.fsync(fh.fileno())
-        self._fh = fh
+        if self._lock is None or not self._lock.held:
+            self._own_lock = ResultsLock(self.path).acquire()
+        try:
+            self._open(size)
+        except BaseException:
+            self.close()
+            raise
         return self
+
+    def _open(self, size: int) -> None:
+        with writing(self.path, "open the results file", "--out"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.existing = read_results(self.path) if size else ResultsLog()
+            if self.fingerprint is not None:
+                write_fingerprint(self.path, self.fingerprint)
+            fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+            self._fh = fh
+            if self.existing.torn_bytes:
+                fh.truncate(self.existing.valid_bytes)
+            if self.existing.needs_newline:
+                fh.write(b"\n")
+            if self.existing.torn_bytes or self.existing.needs_newline:
+                fh.flush()
+                os.fsync(fh.fileno())
 
     def write(self, record: ResultRecord) -> None:
         """Append one record as a JSON line; flushed and fsynced before returning."""
@@ -245,16 +280,23 @@ class ResultsWriter:
         line = json.dumps(
             record.to_json(), ensure_ascii=True, allow_nan=False, separators=(",", ":")
         )
-        self._fh.write(line.encode("ascii") + b"\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        with writing(self.path, "write the results file", "--out"):
+            self._fh.write(line.encode("ascii") + b"\n")
+            self._fh.flush()
+            _fsync(self._fh.fileno())
         self.written += 1
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Close the file and release a lock it took itself (idempotent)."""
+        fh, self._fh = self._fh, None
+        try:
+            if fh is not None:
+                with writing(self.path, "write the results file", "--out"):
+                    fh.close()
+        finally:
+            if self._own_lock is not None:
+                self._own_lock.release()
+                self._own_lock = None
 
     def __enter__(self) -> ResultsWriter:
         return self.open()
@@ -266,6 +308,15 @@ class ResultsWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _fsync(fd: int) -> None:
+    """``os.fsync``, except on what cannot be synced (a device such as /dev/full, a pipe)."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
 
 
 def csv_cells(record: ResultRecord) -> dict[str, Any]:
@@ -312,6 +363,13 @@ def write_csv(records: Iterable[ResultRecord], path: Path) -> int:
             if label not in labels:
                 labels.append(label)
     header = [*CSV_BASE_COLUMNS, *(f"p_{label}" for label in labels)]
+    with writing(path, "write", "--csv"):
+        return _write_rows(records, labels, header, path)
+
+
+def _write_rows(
+    records: list[ResultRecord], labels: list[str], header: list[str], path: Path
+) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:

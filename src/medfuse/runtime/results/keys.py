@@ -13,9 +13,10 @@ import os
 import secrets
 from pathlib import Path
 
+from medfuse._paths import check_secret_file, writing
 from medfuse.errors import UsageError
 
-__all__ = ["KEY_HEX_CHARS", "load_or_create_secret", "study_key"]
+__all__ = ["KEY_HEX_CHARS", "key_fingerprint", "load_or_create_secret", "study_key"]
 
 KEY_HEX_CHARS = 32  # 128 bits of the HMAC: collision-free for any realistic study count
 _MIN_SECRET_BYTES = 16
@@ -37,11 +38,29 @@ def study_key(uid: str, secret: bytes) -> str:
     return hmac.new(secret, data, hashlib.sha256).hexdigest()[:KEY_HEX_CHARS]
 
 
-def load_or_create_secret(path: Path) -> bytes:
-    """Read the deployment secret from ``path``, creating it (32 random bytes, mode 0600) if absent."""
-    path = Path(path)
+def key_fingerprint(secret: bytes) -> str:
+    """A public fingerprint of the key secret: 16 hex of HMAC-SHA256(secret, a fixed label).
+
+    Recorded with the results so a resume with another secret is noticed; it reveals nothing
+    of the secret (and differs from every study key, whose messages are UIDs).
+    """
+    return hmac.new(secret, b"medfuse-key-fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+def load_or_create_secret(path: Path, flag: str = "--key-secret-file") -> bytes:
+    """Read the deployment secret from ``path``, creating it (32 random bytes, mode 0600) if absent.
+
+    Raises
+    ------
+    FileAccessError
+        ``path`` is a folder, unreadable, or cannot be created (read-only HOME).
+    UsageError
+        The file holds fewer than 16 bytes of secret.
+    """
+    path = check_secret_file(path, flag)
     if path.exists():
-        data = path.read_bytes().strip()
+        with writing(path, "read the key secret", flag):
+            data = path.read_bytes().strip()
         try:
             secret = bytes.fromhex(data.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
@@ -52,9 +71,10 @@ def load_or_create_secret(path: Path) -> bytes:
                 "are needed (delete it to have a new one generated)"
             )
         return secret
-    path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret.hex() + "\n")
+    with writing(path, "create the key secret", flag):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret.hex() + "\n")
     return secret
