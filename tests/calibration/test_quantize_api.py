@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -17,6 +18,7 @@ from medfuse.calibration import GateConfig, QuantizeConfig, check_qdq, quantize_
 from medfuse.calibration.config import CpuCandidate
 from medfuse.calibration.reader import scan_studies
 from medfuse.errors import AccuracyGateError, BundleError, CalibrationError, UsageError
+from medfuse.export.lint import dequantize_input_problems
 from medfuse.models import model_spec
 
 LENIENT = GateConfig(min_agreement=0.75, max_auroc_drop=1.0)
@@ -87,6 +89,12 @@ def test_int8_passes_tensorrt_rules(quantized: tuple[Path, object]) -> None:
     report = check_qdq(open_bundle(path).variant_file("int8"))
     assert report.ok, report.violations
     assert report.quantize_nodes > 0
+    # biases stay float in the TensorRT layout: no DequantizeLinear of an INT32 tensor
+    model = onnx.load(str(open_bundle(path).variant_file("int8")))
+    assert not dequantize_input_problems(model)
+    convs = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm") and len(n.input) > 2]
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    assert convs and all(producers.get(n.input[2]) != "DequantizeLinear" for n in convs)
 
 
 @pytest.mark.parametrize(("precision", "atol"), [("int8", 0.1), ("int8-cpu", 0.3), ("fp16", 0.01)])

@@ -88,6 +88,12 @@ class CpuCandidate:
         Quantize only these of :attr:`QuantizeConfig.op_types_to_quantize` (``None``: all of
         them). ``("Conv", "Add")`` quantizes the convolutions and residual Adds — the bulk of
         a CNN's time — and keeps the fusion attention and the heads' MatMul / Gemm in float.
+    quantize_bias:
+        Store Conv / Gemm biases as INT32 behind a DequantizeLinear (ONNX Runtime's quantizer
+        default). Off on every layout: TensorRT's parser dequantizes only INT8 / FP8 / FP4 /
+        INT4, and on ONNX Runtime's CPU provider float biases fuse into the same QLinearConv /
+        QGemm kernels with bit-identical outputs and the same latency
+        (``benchmarks/int8_bias.py``).
     """
 
     activation_type: QuantType = "QUInt8"
@@ -95,6 +101,7 @@ class CpuCandidate:
     reduce_range: bool = False
     activation_symmetric: bool = False
     op_types: tuple[str, ...] | None = None
+    quantize_bias: bool = False
 
     @property
     def label(self) -> str:
@@ -102,7 +109,8 @@ class CpuCandidate:
         sym = " sym" if self.activation_symmetric else ""
         rr = "on" if self.reduce_range else "off"
         ops = f" ops={','.join(self.op_types)}" if self.op_types is not None else ""
-        return f"a={self.activation_type} w={self.weight_type} rr={rr}{sym}{ops}"
+        bias = " bias=int32" if self.quantize_bias else ""
+        return f"a={self.activation_type} w={self.weight_type} rr={rr}{sym}{ops}{bias}"
 
     def quantized_ops(self, configured: Sequence[str]) -> tuple[str, ...]:
         """The op types this layout quantizes out of the ``configured`` ones."""
