@@ -17,6 +17,7 @@ from medfuse.bundle import open_bundle
 from medfuse.calibration import GateConfig, QuantizeConfig, check_qdq, quantize_bundle
 from medfuse.calibration.config import CpuCandidate
 from medfuse.calibration.reader import scan_studies
+from medfuse.calibration.report import render_markdown
 from medfuse.errors import AccuracyGateError, BundleError, CalibrationError, UsageError
 from medfuse.export.lint import dequantize_input_problems
 from medfuse.models import model_spec
@@ -288,3 +289,20 @@ def test_cpu_candidate_quantized_ops() -> None:
     assert CpuCandidate().quantized_ops(configured) == configured
     assert CpuCandidate(op_types=("Add", "Conv")).quantized_ops(configured) == ("Conv", "Add")
     assert CpuCandidate(op_types=("LSTM",)).quantized_ops(configured) == ()
+
+
+def test_chance_level_model_skips_auroc_and_search(
+    tmp_path: Path, studies: tuple[Path, Path]
+) -> None:
+    """The random-weight fusion model is at chance on 5 labelled studies: no AUROC criterion,
+    no sensitivity search even where agreement fails, and the report says so."""
+    b = fusion_bundle(tmp_path, sensitive=True)
+    cfg = _int8_config(
+        tmp_path, gate=GateConfig(min_agreement=1.0, max_auroc_drop=0.0, max_logit_drift=1e-6)
+    )
+    result = quantize_bundle(b, studies[0], cfg, heldout=studies[1])
+    int8 = result.report["variants"]["int8"]
+    assert int8["gate"]["fp32_at_chance"]["at_chance"] is True
+    assert not any("AUROC" in f for f in int8["failures"])
+    assert int8["failures"] and int8["sensitivity"]["steps"] == []
+    assert "FP32 is at chance" in render_markdown(result.report)

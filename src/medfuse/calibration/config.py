@@ -141,12 +141,17 @@ class GateConfig:
         Largest increase of the regression outputs' MAE (``None``: reported, not gated).
     max_logit_drift:
         Largest absolute difference of any output value (``None``: reported, not gated).
+    chance_auroc:
+        FP32 counts as at chance on the held-out set when its macro AUROC is below this, or
+        when the lower end of its 95 % bootstrap interval is at or below 0.5; then the AUROC
+        criterion is skipped (agreement and drift still apply) and no sensitivity search runs.
     """
 
     min_agreement: float = 0.99
     max_auroc_drop: float = 0.01
     max_severity_mae_increase: float | None = None
     max_logit_drift: float | None = None
+    chance_auroc: float = 0.55
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_agreement <= 1.0:
