@@ -40,7 +40,7 @@ class GateFigures:
         return asdict(self)
 
     def compact(self) -> str:
-        """E.g. ``gate passed, agree 1.000, ΔAUROC -0.0005, drift 0.197``."""
+        """E.g. ``gate passed, agree 1.000, AUROC drop -0.0005, drift 0.197``."""
         parts = [f"gate {self.gate}"] if self.gate and self.gate != "reference" else []
         if self.gate == "reference":
             parts.append("reference")
@@ -49,7 +49,7 @@ class GateFigures:
         if self.agreement is not None and self.gate != "reference":
             parts.append(f"agree {self.agreement:.3f}")
         if self.auroc_drop is not None:
-            parts.append(f"ΔAUROC {self.auroc_drop:+.4f}")
+            parts.append(f"AUROC drop {self.auroc_drop:+.4f}")
         if self.drift is not None:
             parts.append(f"drift {self.drift:.3g}")
         return ", ".join(parts) or "-"

@@ -7,10 +7,11 @@ too wide it tries, in order:
 1. **abbreviate** headers that have a ``short`` form, and print a legend under the table
    (``p99 = p99 latency ms``);
 2. **tighten** the gap between columns from two spaces to one;
-3. **drop** optional columns (``drop`` > 0, highest first) and say which under the table
+3. **wrap** cells of columns that prefer it (``wrap=True``) down to a comfortable width;
+4. **drop** optional columns (``drop`` > 0, highest first) and say which under the table
    (``not shown at this width: ... (see --json)``);
-4. **wrap** cells of columns that may wrap (``wrap=True``, then any column that is not a key),
-   at word boundaries where possible, narrowest first.
+5. **wrap** further: ``wrap`` columns, then any column that is not a key, widest first (so
+   the wrapped columns end up balanced), at word boundaries where possible.
 
 Columns marked ``key=True`` hold what a user types back (device keys, variant names, backend
 names): they are never wrapped, cut or dropped. Every line of the result is at most ``width``
@@ -29,6 +30,7 @@ __all__ = ["Column", "render_table", "terminal_width"]
 
 _GAP = "  "
 _MIN_WRAP = 6
+_COMFORT = 24
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,23 @@ def render_table(
                 widths[i] = _natural(c, headers[i], cells[i])
     if total(cols, widths) > limit:
         gap = " "
+    mins = {i: _min_width(headers[i], cells[i], columns[i]) for i in cols}
+
+    def shrink(which: Sequence[int], floor: dict[int, int]) -> None:
+        """Narrow ``which`` towards ``floor``, widest first, so they end up balanced."""
+        while (excess := total(cols, widths) - limit) > 0:
+            live = [i for i in which if i in cols and widths[i] > floor[i]]
+            if not live:
+                return
+            live.sort(key=lambda j: -widths[j])
+            widest = widths[live[0]]
+            runner_up = max([floor[live[0]], *(widths[j] for j in live[1:2])])
+            step = max(1, min(excess, widest - runner_up))
+            widths[live[0]] = widest - step
+
+    wrap_cols = [i for i in cols if columns[i].wrap and not columns[i].key]
+    other_cols = [i for i in cols if not columns[i].key]
+    shrink(wrap_cols, {i: max(mins[i], min(widths[i], _COMFORT)) for i in cols})
     dropped: list[str] = []
     for i in sorted((i for i in cols if columns[i].drop > 0), key=lambda i: -columns[i].drop):
         if total(cols, widths) <= limit:
@@ -126,24 +145,9 @@ def render_table(
         dropped.append(columns[i].header)
         if headers[i] != columns[i].header:
             legend = [line for line in legend if not line.startswith(f"{headers[i]} = ")]
-    # Shrink: wrap-preferred columns first, then any non-key column, widest first.
-    mins = {i: _min_width(headers[i], cells[i], columns[i]) for i in cols}
-    for tier in (True, False):
-        while total(cols, widths) > limit:
-            candidates = [
-                i
-                for i in cols
-                if not columns[i].key and (columns[i].wrap or not tier) and widths[i] > mins[i]
-            ]
-            if not candidates:
-                break
-            i = max(candidates, key=lambda j: widths[j])
-            widths[i] = max(mins[i], widths[i] - (total(cols, widths) - limit))
-    if total(cols, widths) > limit:  # still too wide: hard-wrap non-key columns at _MIN_WRAP
-        for i in sorted(cols, key=lambda j: -widths[j]):
-            if columns[i].key or total(cols, widths) <= limit:
-                continue
-            widths[i] = max(_MIN_WRAP, widths[i] - (total(cols, widths) - limit))
+    shrink(wrap_cols, mins)
+    shrink(other_cols, mins)
+    shrink(other_cols, {i: _MIN_WRAP for i in cols})
 
     def line(parts: Sequence[list[str]]) -> list[str]:
         height = max(len(p) for p in parts)

@@ -54,36 +54,44 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _table(data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from medfuse.cli.tables import Column, render_table
 
-    console = Console(file=sys.stdout, highlight=False)
     model = data["model"]
     dev = data["device"]
-    console.print(
-        f"bundle {data['bundle']['label']}: {model['name']} {model['version']} — "
-        f"{dev['cpu_model']} ({dev['cpu_cores']} cores), onnxruntime {dev['onnxruntime']}"
-    )
-    table = Table(
-        "backend", "variant", "device", "output", "max abs err", "allowed", "top-1", "result"
-    )
+    rows = []
     for check in data["checks"]:
-        head = (check["backend"], check["precision"], check["device"] or "-")
+        head = [check["backend"], check["precision"], check["device"] or "-"]
         if check["error"]:
-            table.add_row(*head, "-", "-", "-", "-", f"FAIL: {check['error']}")
+            rows.append([*head, "-", "-", "-", "-", f"FAIL: {check['error']}"])
             continue
         for out in check["outputs"]:
             err = out["max_abs_error"]
             top1 = out["top1_agreement"]
-            table.add_row(
-                *head,
-                out["name"],
-                "nan" if err is None else f"{err:.3g}",
-                f"{out['allowed_max_abs_error']:.3g}",
-                "-" if top1 is None else f"{top1:.3f}",
-                "pass" if out["passed"] else "FAIL",
+            rows.append(
+                [
+                    *head,
+                    out["name"],
+                    "nan" if err is None else f"{err:.3g}",
+                    f"{out['allowed_max_abs_error']:.3g}",
+                    "-" if top1 is None else f"{top1:.3f}",
+                    "pass" if out["passed"] else "FAIL",
+                ]
             )
-    console.print(table)
+    columns = (
+        Column("backend", key=True),
+        Column("variant", key=True),
+        Column("device", "dev", "device"),
+        Column("output", key=True),
+        Column("max abs err", "err", "max abs error vs golden", right=True),
+        Column("allowed", "tol", "allowed max abs error", right=True),
+        Column("top-1", right=True),
+        Column("result", wrap=True),
+    )
+    title = (
+        f"bundle {data['bundle']['label']}: {model['name']} {model['version']} — "
+        f"{dev['cpu_model']} ({dev['cpu_cores']} cores), onnxruntime {dev['onnxruntime']}"
+    )
+    sys.stdout.write(render_table(columns, rows, title=title))
 
 
 def run(args: argparse.Namespace) -> int:
