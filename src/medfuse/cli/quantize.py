@@ -78,6 +78,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Quantize, print the report; exit 1 when a variant fails the gate (it is not written)."""
     from medfuse.calibration import GateConfig, QuantizeConfig, quantize_bundle
+    from medfuse.cli.progress import progress_bar
     from medfuse.errors import MedfuseError, UsageError
 
     try:
@@ -99,13 +100,22 @@ def run(args: argparse.Namespace) -> int:
         )
     except MedfuseError as exc:
         raise UsageError(str(exc)) from exc
-    result = quantize_bundle(
-        args.bundle,
-        args.calib,
-        config,
-        heldout=args.heldout,
-        progress=lambda msg: print(f"medfuse quantize: {msg}", file=sys.stderr),
-    )
+    # Stages quantize_bundle announces: scan, held-out (optional), calibrate (INT8), one per
+    # variant made; the bar counts them.
+    int8 = len(config.int8_precisions)
+    stages = 1 + (args.heldout is not None) + (1 + int8 if int8 else 0)
+    stages += "fp16" in config.precisions
+    done = [-1]
+
+    with progress_bar("quantize", quiet=args.json) as update:
+
+        def on_stage(msg: str) -> None:
+            done[0] += 1
+            update(done[0], stages, msg)
+
+        result = quantize_bundle(
+            args.bundle, args.calib, config, heldout=args.heldout, progress=on_stage
+        )
     if args.json:
         json.dump(result.report, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -76,27 +76,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
 
 
-def _prepare(console: Any, label: str, root: Path, spec: Any, cache: Path) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+def _prepare(quiet: bool, label: str, root: Path, spec: Any, cache: Path) -> Any:
+    from medfuse.cli.progress import progress_bar
     from medfuse.models.data import prepare_studies
     from medfuse.models.specs import CLASSES
 
-    with Progress(
-        TextColumn(f"preprocessing {label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-        return prepare_studies(
-            root,
-            spec,
-            CLASSES,
-            cache_dir=cache,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    with progress_bar(f"preprocessing {label}", quiet=quiet) as update:
+        return prepare_studies(root, spec, CLASSES, cache_dir=cache, progress=update)
 
 
 def _fmt(x: Any) -> str:
@@ -106,10 +92,10 @@ def _fmt(x: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Preprocess, train, save model.pt and the metrics JSON; print a summary."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from medfuse._deps import require
+    from medfuse.cli.progress import progress_bar
 
     require("torch", purpose="training")
     from medfuse.models.checkpoint import save_checkpoint
@@ -127,26 +113,17 @@ def run(args: argparse.Namespace) -> int:
     )
     out: Path = args.out
     cache: Path = args.cache if args.cache is not None else out.parent / "cache"
-    err = Console(stderr=True)
+    quiet = bool(args.json)
     spec = model_spec(cfg.config)
     start = time.perf_counter()
-    data = _prepare(err, "training studies", args.studies, spec, cache)
-    heldout = _prepare(err, "held-out studies", args.heldout, spec, cache) if args.heldout else None
+    data = _prepare(quiet, "training studies", args.studies, spec, cache)
+    heldout = _prepare(quiet, "held-out studies", args.heldout, spec, cache) if args.heldout else None
     prep_seconds = time.perf_counter() - start
-    with Progress(
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=err,
-    ) as bar:
-        task = bar.add_task("train", total=cfg.epochs, info="")
+    with progress_bar("training epochs", quiet=quiet) as update:
+        update(0, cfg.epochs)
 
         def on_epoch(s: EpochStats) -> None:
-            bar.update(
-                task, completed=s.epoch, info=f"loss {s.train_loss:.3f} val AUROC {s.val_auroc:.3f}"
-            )
+            update(s.epoch, cfg.epochs, f"loss {s.train_loss:.3f} val AUROC {s.val_auroc:.3f}")
 
         result = train(cfg, data, heldout=heldout, on_epoch=on_epoch)
     total_seconds = time.perf_counter() - start
