@@ -46,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="backend intra-op threads")
     parser.add_argument(
-        "--report", type=Path, default=None, metavar="FILE", help="write the report as JSON"
+        "--report", type=Path, default=None, metavar="FILE", help="write the report as JSON (- = stdout)"
     )
     parser.add_argument(
         "--json", action="store_true", help="print the report as JSON instead of a table"
@@ -107,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
     )
     data = report.to_dict()
     if args.report is not None:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(data, indent=2) + "\n")
+        from medfuse.cli.output import write_output
+
+        write_output(args.report, json.dumps(data, indent=2) + "\n")
     if args.json:
         print(json.dumps(data, indent=2))
     else:

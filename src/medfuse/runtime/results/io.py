@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from medfuse.bundle.units import OutputUnit
 from medfuse.errors import MedfuseError, UsageError
 from medfuse.runtime.results.record import ResultRecord
 
@@ -263,6 +264,7 @@ def csv_cells(record: ResultRecord) -> dict[str, Any]:
         "top_class": record.top_class,
         "probability": record.probability,
         "severity": record.severity,
+        "severity_in_unit": record.severity_in_unit,
         "error_type": record.error_type,
         "inputs": inputs,
         "reasons": " ".join(f"{r.input}:{r.code}" for r in record.reasons),
@@ -274,7 +276,8 @@ def write_csv(records: Iterable[ResultRecord], path: Path) -> int:
     """(Re)write the CSV mirror of ``records`` atomically; returns the number of rows.
 
     Columns: :data:`CSV_BASE_COLUMNS` and one ``p_<label>`` column per class label seen (in
-    first-seen order).
+    first-seen order). ``severity`` is named for its unit and holds the value in it when the
+    model's spec gives one (``severity_ml`` for the reference model, the mL the demo shows).
     """
     path = Path(path)
     records = list(records)
@@ -284,7 +287,12 @@ def write_csv(records: Iterable[ResultRecord], path: Path) -> int:
         for label in out.probabilities if out is not None else ():
             if label not in labels:
                 labels.append(label)
-    header = [*CSV_BASE_COLUMNS, *(f"p_{label}" for label in labels)]
+    # The severity column says its unit when the spec gives one (``severity_ml``: the value
+    # the demo shows); else it is the model's value under ``severity``.
+    unit = next((r.severity_unit for r in records if r.severity_unit), None)
+    severity = "severity" if unit is None else OutputUnit(unit).column("severity")
+    base = [severity if c == "severity" else c for c in CSV_BASE_COLUMNS]
+    header = [*base, *(f"p_{label}" for label in labels)]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -296,7 +304,10 @@ def write_csv(records: Iterable[ResultRecord], path: Path) -> int:
             probs = out.probabilities if out is not None else {}
             writer.writerow(
                 [
-                    *(_cell(cells[c]) for c in CSV_BASE_COLUMNS),
+                    *(
+                        _cell(cells["severity_in_unit" if unit and c == "severity" else c])
+                        for c in CSV_BASE_COLUMNS
+                    ),
                     *(_cell(probs.get(label)) for label in labels),
                 ]
             )
