@@ -31,29 +31,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from medfuse.cli.options import add_trust_options
+from medfuse.cli.options import add_session_options, add_trust_options, names
 from medfuse.cli.output import to_stdout, write_output
 from medfuse.cli.progress import Update, progress_bar
 from medfuse.cli.tables import Column, render_table, terminal_width
 from medfuse.errors import UsageError
 
 __all__ = ["bench_text", "configure", "overview_text", "run"]
-
-
-def _names(text: str | None) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
-
-
-def _batches(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(p) for p in _names(text))
-    except ValueError as exc:
-        raise UsageError(
-            f"--batch {text!r}: give comma-separated whole numbers, e.g. 1,4,8"
-        ) from exc
-    if not values or any(v < 1 for v in values):
-        raise UsageError(f"--batch {text!r}: batch sizes must be at least 1")
-    return values
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -66,9 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="bundle to measure (default: the shipped reference bundle), or `compare` followed "
         "by result files of earlier runs",
     )
-    parser.add_argument("--backend", default="", help="comma list (default: every available)")
-    parser.add_argument("--variant", default="", help="comma list (default: every variant)")
-    parser.add_argument("--batch", default="1", help="comma list of batch sizes (default 1)")
+    add_session_options(parser, many=True, batch=1, threads_help="backend CPU threads")
     parser.add_argument(
         "--studies",
         type=Path,
@@ -116,8 +98,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="last 3 windows must agree within ±F (default 0.05 = ±5%%)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
-    parser.add_argument("--threads", type=int, default=None, help="backend CPU threads")
     parser.add_argument(
         "--workers", type=int, default=2, help="preprocessing workers end to end (default 2)"
     )
@@ -154,9 +134,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = BenchConfig(
         bundle=target[0] if target else None,
-        backends=_names(args.backend),
-        variants=_names(args.variant),
-        batches=_batches(args.batch),
+        backends=names(args.backends),
+        variants=names(args.variants),
+        batches=tuple(args.batch),
         studies=args.studies,
         window_ms=args.window_ms,
         max_seconds=args.max_seconds,
@@ -286,13 +266,13 @@ def _overview(args: argparse.Namespace, bundle: str | None) -> int:
     from medfuse.benchmarks.overview import OverviewConfig, overview_markdown, run_overview
     from medfuse.benchmarks.report import json_safe
 
-    batches = _batches(args.batch)
+    batches = tuple(args.batch)
     if len(batches) != 1:
-        raise UsageError(f"--all measures one batch size; got --batch {args.batch}")
+        raise UsageError(f"--all measures one batch size; got --batch {batches}")
     config = OverviewConfig(
         bundle=bundle,
-        backends=_names(args.backend),
-        variants=_names(args.variant),
+        backends=names(args.backends),
+        variants=names(args.variants),
         batch=batches[0],
         device=args.device,
         threads=args.threads,

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from medfuse.cli.options import add_trust_options
+from medfuse.cli.options import add_session_options, add_trust_options
 
 __all__ = ["configure", "progress_bar", "run", "summary_tables"]
 
@@ -37,9 +37,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="model bundle (folder or zip); default: the shipped reference model",
     )
     parser.add_argument(
-        "--batch", type=int, default=4, metavar="N", help="inference batch size (default 4)"
-    )
-    parser.add_argument(
         "--workers",
         type=int,
         default=2,
@@ -59,12 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="secret for the pseudonymous study keys (default $MEDFUSE_KEY_SECRET_FILE or "
         "~/.config/medfuse/study-key.secret; created on first use)",
     )
-    parser.add_argument(
-        "--backend", default="auto", help="inference backend: auto, onnxruntime, tensorrt"
-    )
-    parser.add_argument("--precision", default="auto", help="model variant: auto, fp32, fp16, int8")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    add_session_options(parser, batch=4)
     parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )

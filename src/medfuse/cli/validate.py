@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medfuse.cli.options import add_trust_options
+from medfuse.cli.options import BACKEND_NAMES, add_session_options, add_trust_options, names
+from medfuse.errors import UsageError
 
 __all__ = ["configure", "run"]
 
@@ -29,22 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="BUNDLE",
         help="bundle folder or zip (default: the shipped reference bundle)",
     )
-    parser.add_argument(
-        "--backend",
-        action="append",
-        choices=("onnxruntime", "tensorrt"),
-        default=None,
-        help="backend to check (repeatable; default: every backend available here)",
-    )
-    parser.add_argument(
-        "--variant",
-        action="append",
-        default=None,
-        metavar="PRECISION",
-        help="variant to check, e.g. fp32, fp16, int8 (repeatable; default: all in the bundle)",
-    )
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int, default=None, help="backend intra-op threads")
+    add_session_options(parser, many=True)
     parser.add_argument(
         "--report", type=Path, default=None, metavar="FILE", help="write the report as JSON (- = stdout)"
     )
@@ -98,10 +84,14 @@ def run(args: argparse.Namespace) -> int:
     """Validate; exit 0 when every backend × variant passed, 1 otherwise."""
     from medfuse.runtime.validate import validate_bundle
 
+    backends = names(args.backends)
+    unknown = [b for b in backends if b not in BACKEND_NAMES]
+    if unknown:
+        raise UsageError(f"--backend {unknown}: choose from {', '.join(BACKEND_NAMES)}")
     report = validate_bundle(
         args.bundle,
-        backends=args.backend,
-        variants=args.variant,
+        backends=backends or None,
+        variants=names(args.variants) or None,
         device=args.device,
         threads=args.threads,
     )
