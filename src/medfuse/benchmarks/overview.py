@@ -310,7 +310,7 @@ def overview_cells(row: OverviewRow) -> list[str]:
     """A row as the cells of the overview table, in :data:`OVERVIEW_HEADERS` order."""
     f = row.figures
     valid = {True: "pass", False: "FAIL", None: "-"}[row.validated]
-    stable = "" if row.stable in (True, None) else " ~"
+    stable = "" if row.stable in (True, None) else "~"  # one mark, on p50
     return [
         row.variant,
         row.backend,
@@ -320,8 +320,8 @@ def overview_cells(row: OverviewRow) -> list[str]:
         _fmt(f.auroc_drop, "+.4f"),
         _fmt(f.drift, ".3f"),
         valid,
-        _fmt(row.p50_ms, ".2f") + stable,
-        _fmt(row.p99_ms, ".2f") + stable,
+        stable + _fmt(row.p50_ms, ".2f"),
+        _fmt(row.p99_ms, ".2f"),
         _rate(row.throughput_per_s),
         "yes" if row.auto else "",
     ]
@@ -330,7 +330,7 @@ def overview_cells(row: OverviewRow) -> list[str]:
 OVERVIEW_HEADERS: tuple[tuple[str, str], ...] = (
     ("variant", "variant"),
     ("backend", "backend"),
-    ("device", "device"),
+    ("device", "device the backend ran on"),
     ("size", "file size"),
     ("agree", "top-1 agreement with fp32 (manifest gate)"),
     ("AUROC drop", "fp32 AUROC - variant AUROC (manifest gate; negative = better)"),
@@ -369,7 +369,7 @@ def overview_markdown(ov: Overview) -> str:
     lines += ["", auto_sentence(ov), ""]
     lines += [f"- `{h}`: {m}" for h, m in OVERVIEW_HEADERS[3:]]
     if any(r.stable is False for r in ov.rows):
-        lines.append("- `~`: the latency did not stabilise within the time bound")
+        lines.append("- `~` before p50: the latency did not stabilise within the time bound")
     for s in ov.skipped:
         lines.append(f"- skipped {s.get('backend')} / {s.get('variant')}: {s.get('reason')}")
     return "\n".join(lines) + "\n"

@@ -239,7 +239,7 @@ def overview_text(ov: Any, width: int | None = None) -> str:
             Column(
                 header,
                 short=short,
-                meaning=meaning if short == header else f"{header}: {meaning}",
+                meaning=meaning,
                 right=header not in ("variant", "backend", "device", "valid", "auto"),
                 key=key,
                 drop=drop,
@@ -255,7 +255,7 @@ def overview_text(ov: Any, width: int | None = None) -> str:
     text = render_table(columns, rows, width=limit, title=title)
     notes = [auto_sentence(ov)]
     if any(r.stable is False for r in ov.rows):
-        notes.append("~ = latency did not stabilise within the time bound (treat with care)")
+        notes.append("~ before p50 = latency did not stabilise within the time bound")
     notes += [f"skipped {s['backend']} / {s['variant']}: {s['reason']}" for s in ov.skipped]
     for note in notes:
         text += "\n".join(textwrap.wrap(note, limit)) + "\n"
