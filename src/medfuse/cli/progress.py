@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["Update", "progress_bar", "progress_wanted"]
+__all__ = ["Update", "progress_bar", "progress_wanted", "staged_bars"]
 
 Update = Callable[..., None]
 """``update(done, total, detail="")``."""
@@ -65,6 +65,25 @@ def progress_bar(what: str, *, quiet: bool = False) -> Iterator[Update]:
     finally:
         if task:
             progress.stop()
+
+
+@contextmanager
+def staged_bars(*, quiet: bool = False) -> Iterator[Callable[..., None]]:
+    """One bar per stage: yields ``update(stage, done, total, detail="")``; a new ``stage``
+    name closes the previous bar and opens the next (e.g. preprocessing, then epochs)."""
+    from contextlib import ExitStack
+
+    current: dict[str, Any] = {"stage": None, "update": _ignore}
+    with ExitStack() as stack:
+
+        def update(stage: str, done: int, total: int | None, detail: str = "") -> None:
+            if stage != current["stage"]:
+                stack.close()
+                current["stage"] = stage
+                current["update"] = stack.enter_context(progress_bar(stage, quiet=quiet))
+            current["update"](done, total, detail)
+
+        yield update
 
 
 def _ignore(*_: Any, **__: Any) -> None:

@@ -3,7 +3,8 @@
 ``medfuse train --config reference --studies DIR --out model.pt [--epochs N] [--seed S]
 [--val-fraction 0.2] [--heldout DIR] [--cache DIR] [--json]``
 
-Studies are preprocessed once by the runtime's own preprocessing and cached (default: a
+A thin layer over :func:`medfuse.models.train_run.train_from_studies`. Studies are
+preprocessed once by the runtime's own preprocessing and cached (default: a
 ``cache/`` folder beside ``--out``); training shows a progress bar per epoch on stderr. Writes
 ``model.pt`` and ``<out>.metrics.json`` (validation and, with ``--heldout``, held-out AUROC
 and severity MAE).
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +76,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
 
 
-def _prepare(quiet: bool, label: str, root: Path, spec: Any, cache: Path) -> Any:
-    from medfuse.cli.progress import progress_bar
-    from medfuse.models.data import prepare_studies
-    from medfuse.models.specs import CLASSES
-
-    with progress_bar(f"preprocessing {label}", quiet=quiet) as update:
-        return prepare_studies(root, spec, CLASSES, cache_dir=cache, progress=update)
-
-
 def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, float) else str(x)
 
@@ -95,12 +86,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from medfuse._deps import require
-    from medfuse.cli.progress import progress_bar
+    from medfuse.cli.progress import staged_bars
 
     require("torch", purpose="training")
-    from medfuse.models.checkpoint import save_checkpoint
-    from medfuse.models.specs import model_spec
-    from medfuse.models.training import EpochStats, TrainConfig, train
+    from medfuse.models.train_run import train_from_studies
+    from medfuse.models.training import TrainConfig
 
     cfg = TrainConfig(
         config=args.config,
@@ -112,46 +102,13 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     out: Path = args.out
-    cache: Path = args.cache if args.cache is not None else out.parent / "cache"
-    quiet = bool(args.json)
-    spec = model_spec(cfg.config)
-    start = time.perf_counter()
-    data = _prepare(quiet, "training studies", args.studies, spec, cache)
-    heldout = _prepare(quiet, "held-out studies", args.heldout, spec, cache) if args.heldout else None
-    prep_seconds = time.perf_counter() - start
-    with progress_bar("training epochs", quiet=quiet) as update:
-        update(0, cfg.epochs)
-
-        def on_epoch(s: EpochStats) -> None:
-            update(s.epoch, cfg.epochs, f"loss {s.train_loss:.3f} val AUROC {s.val_auroc:.3f}")
-
-        result = train(cfg, data, heldout=heldout, on_epoch=on_epoch)
-    total_seconds = time.perf_counter() - start
-    metrics: dict[str, Any] = dict(result.metrics)
-    metrics.update(
-        {
-            "studies": len(data),
-            "studies_skipped": data.skipped,
-            "heldout_studies": len(heldout) if heldout is not None else 0,
-            "preprocess_seconds": round(prep_seconds, 1),
-            "total_seconds": round(total_seconds, 1),
-            "history": [vars(h) for h in result.history],
-        }
-    )
-    save_checkpoint(
-        out,
-        result.module,
-        result.spec,
-        config=cfg.config,
-        metrics=metrics,
-        training_config=cfg.to_dict(),
-        training_config_hash=cfg.hash(),
-    )
-    metrics_path = out.with_name(out.stem + ".metrics.json")
-    doc = {"config": cfg.to_dict(), "training_config_hash": cfg.hash(), "metrics": metrics}
-    metrics_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with staged_bars(quiet=bool(args.json)) as update:
+        result = train_from_studies(
+            args.studies, out, cfg, heldout=args.heldout, cache=args.cache, progress=update
+        )
+    metrics = result.metrics
     if args.json:
-        json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+        json.dump(result.document(), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return 0
     table = Table(title=f"trained {cfg.config} → {out}")
@@ -172,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
             )
     Console().print(table)
     Console().print(
-        f"best epoch {metrics['best_epoch']} of {cfg.epochs}; preprocessing {prep_seconds:.0f} s, "
-        f"total {total_seconds:.0f} s; metrics in {metrics_path}"
+        f"best epoch {metrics['best_epoch']} of {cfg.epochs}; preprocessing "
+        f"{result.prep_seconds:.0f} s, total {result.total_seconds:.0f} s; metrics in "
+        f"{result.metrics_path}"
     )
     return 0
