@@ -75,3 +75,21 @@ def test_overview_table_fits_80_columns_and_keeps_keys_whole(tmp_path: Path) -> 
 def test_quick_needs_all(tmp_path: Path) -> None:
     proc = _medfuse("bench", "--quick", tmp_path=tmp_path)
     assert proc.returncode == 2 and "--all" in proc.stderr
+
+
+def test_run_benchmark_counts_every_measurement_for_the_eta() -> None:
+    from medfuse.benchmarks import BenchConfig, run_benchmark
+
+    calls: list[tuple[int, int, str]] = []
+    config = BenchConfig(
+        bundle=_SHIPPED,
+        backends=("onnxruntime",),
+        variants=("fp32", "fp16"),
+        batches=(1, 2),
+        window_ms=20,
+        max_seconds=0.3,
+    )
+    report = run_benchmark(config, counted=lambda d, t, line: calls.append((d, t, line)))
+    assert len(report.results) == 4
+    assert [(d, t) for d, t, _ in calls] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    assert calls[2][2] == "onnxruntime / fp16 / batch 1"

@@ -27,13 +27,13 @@ import argparse
 import json
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from medfuse.cli.options import add_session_options, add_trust_options, names
 from medfuse.cli.output import to_stdout, write_output
-from medfuse.cli.progress import Update, progress_bar
+from medfuse.cli.progress import progress_bar
 from medfuse.cli.tables import Column, render_table, terminal_width
 from medfuse.errors import UsageError
 
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     )
     quiet = to_stdout(args.json) or to_stdout(args.markdown)
     with progress_bar("bench", quiet=quiet) as update:
-        report = run_benchmark(config, progress=_counted(update, config))
+        report = run_benchmark(config, counted=update)
     if not quiet:
         sys.stdout.write(bench_text(report))
     for s in report.skipped:
@@ -168,21 +168,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _err(text: str) -> None:
     print(f"medfuse bench: {text}", file=sys.stderr)
-
-
-def _counted(update: Update, config: Any) -> Callable[[str], None]:
-    """The runner's per-measurement line, as a count of all measurements (for the ETA)."""
-    per_variant = len(config.batches) * (2 if config.studies is not None else 1)
-    state = {"done": -1}
-
-    def on_line(line: str) -> None:
-        state["done"] += 1
-        # The runner does not know how many combinations there are up front; the bar's total
-        # grows with each backend / variant it reports (an estimate until the last).
-        total = max(state["done"] + 1, per_variant)
-        update(state["done"], total, line)
-
-    return on_line
 
 
 _BENCH_COLUMNS = (
