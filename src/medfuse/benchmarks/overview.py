@@ -30,6 +30,7 @@ from medfuse.errors import MedfuseError, UsageError
 __all__ = [
     "OVERVIEW_HEADERS",
     "OVERVIEW_KIND",
+    "TEXT_COLUMNS",
     "Overview",
     "OverviewConfig",
     "OverviewRow",
@@ -343,6 +344,10 @@ OVERVIEW_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 
+TEXT_COLUMNS = ("variant", "backend", "device", "valid", "auto")
+"""Overview columns holding text (left-aligned); the others hold numbers."""
+
+
 def auto_sentence(ov: Overview) -> str:
     """``precision="auto" picks ...`` in one sentence."""
     a = ov.auto
@@ -363,7 +368,7 @@ def overview_markdown(ov: Overview) -> str:
         f"{ov.settings.get('batch')}, {ov.created})",
         "",
         "| " + " | ".join(heads) + " |",
-        "|" + "|".join("---" if i < 3 else "---:" for i in range(len(heads))) + "|",
+        "|" + "|".join("---" if h in TEXT_COLUMNS else "---:" for h in heads) + "|",
     ]
     lines += ["| " + " | ".join(overview_cells(r)) + " |" for r in ov.rows]
     lines += ["", auto_sentence(ov), ""]

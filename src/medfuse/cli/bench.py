@@ -215,7 +215,12 @@ _OVERVIEW_SHORT = {
 
 def overview_text(ov: Any, width: int | None = None) -> str:
     """The overview table, fitted to the terminal, with the auto pick under it."""
-    from medfuse.benchmarks.overview import OVERVIEW_HEADERS, auto_sentence, overview_cells
+    from medfuse.benchmarks.overview import (
+        OVERVIEW_HEADERS,
+        TEXT_COLUMNS,
+        auto_sentence,
+        overview_cells,
+    )
 
     columns = []
     for header, meaning in OVERVIEW_HEADERS:
@@ -225,7 +230,7 @@ def overview_text(ov: Any, width: int | None = None) -> str:
                 header,
                 short=short,
                 meaning=meaning,
-                right=header not in ("variant", "backend", "device", "valid", "auto"),
+                right=header not in TEXT_COLUMNS,
                 key=key,
                 drop=drop,
             )
