@@ -148,52 +148,50 @@ def _print(
     data: Mapping[str, Any],
     studies: Path,
 ) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from medfuse.cli.tables import Column, render_table
 
     model = data.get("model") or {}
-    table = Table(
-        title=f"medfuse demo: {len(records)} synthetic studies, model {model.get('name', '?')}"
-    )
-    for col, justify in (
-        ("study", "left"),
-        ("prediction", "left"),
-        ("p", "right"),
-        (_severity_header(records), "right"),
-        ("modalities used", "left"),
-        ("missing", "left"),
-        ("latency ms", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    rows = []
     for rec in records:
         timing = rec.timing_ms
         latency = timing.get("total", sum(timing.values()))
         pred = rec.top_class or (
             f"error: {rec.error_type}" if rec.status == "error" else rec.status
         )
-        table.add_row(
-            str(rec.study)[:10] + "…",
-            pred,
-            "" if rec.probability is None else f"{rec.probability:.2f}",
-            _severity_cell(rec),
-            ", ".join(rec.modalities_used) or "-",
-            ", ".join(rec.modalities_missing) or "-",
-            f"{latency:.0f}",
+        rows.append(
+            [
+                str(rec.study)[:10] + "…",
+                pred,
+                "" if rec.probability is None else f"{rec.probability:.2f}",
+                _severity_cell(rec),
+                ", ".join(rec.modalities_used) or "-",
+                ", ".join(rec.modalities_missing) or "-",
+                f"{latency:.0f}",
+            ]
         )
-    console = Console()
-    console.print(table)
+    out = render_table(
+        (
+            Column("study"),
+            Column("prediction", key=True),
+            Column("p", right=True),
+            Column(_severity_header(records), right=True),
+            Column("modalities used", "used", "modalities used", wrap=True),
+            Column("missing", wrap=True),
+            Column("latency ms", "ms", "latency ms", right=True),
+        ),
+        rows,
+        title=f"medfuse demo: {len(records)} synthetic studies, model {model.get('name', '?')}",
+    )
     if model:
-        console.print(
-            "model: "
-            + " ".join(
-                str(model[k]) for k in ("name", "version", "variant", "backend") if k in model
-            )
+        out += "model: " + " ".join(
+            str(model[k]) for k in ("name", "version", "variant", "backend") if k in model
         )
-    console.print(f"throughput: {data['studies_per_s']:.2f} studies/s")
-    console.print(f"studies:    {studies}")
-    console.print(f"results:    {data['results_jsonl']}")
+        out += "\n"
+    out += f"throughput: {data['studies_per_s']:.2f} studies/s\n"
+    out += f"studies:    {studies}\nresults:    {data['results_jsonl']}\n"
     if data.get("results_csv"):
-        console.print(f"csv:        {data['results_csv']}")
+        out += f"csv:        {data['results_csv']}\n"
+    sys.stdout.write(out)
 
 
 def _severity_header(records: Sequence[ResultRecord]) -> str:
