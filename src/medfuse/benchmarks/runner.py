@@ -139,7 +139,10 @@ def _backends(requested: Sequence[str], device: str) -> tuple[list[str], list[di
 
 
 def run_benchmark(
-    config: BenchConfig, progress: Callable[[str], None] | None = None
+    config: BenchConfig,
+    progress: Callable[[str], None] | None = None,
+    *,
+    counted: Callable[[int, int, str], None] | None = None,
 ) -> BenchReport:
     """Measure every requested combination; never raises for one combination that cannot run.
 
@@ -149,6 +152,9 @@ def run_benchmark(
         What to measure.
     progress:
         Called with a short line before each measurement (for a CLI status line).
+    counted:
+        Called as ``counted(done, total, line)`` before each measurement and once at the end
+        (for a bar with an ETA): ``total`` counts every backend × variant × batch (× mode).
 
     Returns
     -------
@@ -176,15 +182,29 @@ def run_benchmark(
     backends, skipped = _backends(config.backends, config.device)
     studies = _discover(config.studies) if config.studies is not None else None
     results: list[ComboResult] = []
-    for backend in backends:
-        for variant in variants:
+    per_variant = len(config.batches) * (2 if studies is not None else 1)
+    total = len(backends) * len(variants) * per_variant
+    done = [0]
+
+    def say(line: str) -> None:
+        if progress:
+            progress(line)
+        if counted:
+            counted(min(done[0], total), total, line)
+        done[0] += 1
+
+    for k, backend in enumerate(backends):
+        for j, variant in enumerate(variants):
+            done[0] = (k * len(variants) + j) * per_variant  # a skipped variant keeps the count
             try:
-                results += _run_variant(bundle, backend, variant, config, studies, progress)
+                results += _run_variant(bundle, backend, variant, config, studies, say)
             except MedfuseError as exc:
                 logger.warning("skipping %s / %s: %s", backend, variant, exc)
                 skipped.append(
                     {"backend": backend, "variant": variant, "batch": None, "reason": str(exc)}
                 )
+    if counted:
+        counted(total, total, "done")
     return BenchReport(
         fingerprint=device_fingerprint(facts),
         results=tuple(results),

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec
+from medfuse.bundle.units import output_units
 from medfuse.errors import (
     BackendError,
     IncompatibleBundleError,
@@ -413,6 +414,7 @@ class Session:
                 run_error = exc
             infer_ms = (time.perf_counter() - t0) * 1e3
         n = len(batch.studies)
+        units = output_units(spec.extra)
         for r, (study, row) in enumerate(zip(batch.studies, rows, strict=True)):
             index = batch.start + r
             key = study.key(self._secret) if self._secret else None
@@ -434,7 +436,10 @@ class Session:
             yield StudyResult(
                 index=index,
                 key=key,
-                outputs={o.name: OutputResult.from_row(o, outputs[o.name][r]) for o in spec.outputs},
+                outputs={
+                    o.name: OutputResult.from_row(o, outputs[o.name][r], units.get(o.name))
+                    for o in spec.outputs
+                },
                 provenance=prepared.provenance,
                 timing_ms={
                     **{k: float(v) for k, v in prepared.timing_ms.items()},

@@ -266,12 +266,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def parse_batch_sizes(text: str | None) -> tuple[int, ...]:
-    """``"4,8"`` → ``(4, 8)``; empty or ``None`` → ``()``."""
-    if not text:
-        return ()
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise UsageError(
-            f"batch sizes {text!r}: give integers separated by commas, e.g. 4,8"
-        ) from None
+    """``"4,8"`` → ``(4, 8)``; empty or ``None`` → ``()``; ``0`` or a negative size is a
+    UsageError (the one parser: :func:`medfuse.runtime.batch_sizes.parse_batch_sizes`)."""
+    from medfuse.runtime.batch_sizes import parse_batch_sizes as parse
+
+    return parse(text, option="--preferred-batch", allow_empty=True)
