@@ -33,6 +33,7 @@ The tree::
     ├── EngineBuildError            a TensorRT engine could not be built here
     ├── BackendError                an inference backend cannot run (unavailable, bad feeds)
     └── UsageError                  a request that can never work as asked (CLI exit code 2)
+        └── ThreadCountError        a thread / worker count outside the allowed range
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ __all__ = [
     "PixelDataLengthError",
     "PreprocessingError",
     "StudyError",
+    "ThreadCountError",
     "UnsupportedDicomError",
     "UntrustedBundleError",
     "UsageError",
@@ -200,3 +202,7 @@ class BackendError(MedfuseError):
 
 class UsageError(MedfuseError):
     """A request that cannot work as asked; the CLI exits with code 2."""
+
+
+class ThreadCountError(UsageError):
+    """A thread or worker count outside the range this machine allows (the message says it)."""

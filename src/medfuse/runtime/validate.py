@@ -34,6 +34,7 @@ from medfuse.runtime.backends.select import (
     choose_backend,
     create_backend,
 )
+from medfuse.runtime.threads import check_threads
 
 __all__ = [
     "TOLERANCES",
@@ -360,7 +361,8 @@ def validate_bundle(
     device:
         ``"auto"``, ``"cpu"``, ``"cuda[:N]"``.
     threads:
-        Intra-op threads for the backend.
+        Intra-op threads for the backend (``None``: every core, the thread policy of
+        :mod:`medfuse.runtime.threads`; bounded by its ``check_threads``).
 
     Returns
     -------
@@ -377,6 +379,8 @@ def validate_bundle(
     UsageError
         An unknown variant was asked for.
     """
+    if threads is not None:
+        check_threads(threads, "threads")
     b = _open(bundle)
     golden = _load_golden(b)
     have = tuple(b.precisions)
