@@ -44,7 +44,9 @@ def test_counts_in_range_pass_through(n: int) -> None:
 
 @pytest.mark.parametrize("n", [0, -1, 17, 99999])
 def test_counts_out_of_range_name_the_range(n: int) -> None:
-    with pytest.raises(ThreadCountError, match=rf"--threads {n} is outside the allowed range 1\.\.16"):
+    with pytest.raises(
+        ThreadCountError, match=rf"--threads {n} is outside the allowed range 1\.\.16"
+    ):
         check_threads(n, "--threads", cores=2)
 
 
@@ -173,9 +175,9 @@ def test_cli_refuses_99999_threads_with_exit_2(
         timeout=300,
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
-    assert re.search(r"99999 is outside the allowed range [01]\.\.\d+ on this machine", proc.stderr), (
-        proc.stderr[-3000:]
-    )
+    assert re.search(
+        r"99999 is outside the allowed range [01]\.\.\d+ on this machine", proc.stderr
+    ), proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     assert report["threads"] < 32  # nothing near 99999 threads was ever started

@@ -71,8 +71,9 @@ def check_threads(n: object, what: str, *, cores: int | None = None, minimum: in
     """
     hi = max_threads(available_cores() if cores is None else cores)
     if isinstance(n, bool) or not isinstance(n, int):
-        raise ThreadCountError(f"{what} must be a whole number in {minimum}..{hi}, got a "
-                               f"{type(n).__name__}")
+        raise ThreadCountError(
+            f"{what} must be a whole number in {minimum}..{hi}, got a {type(n).__name__}"
+        )
     if not minimum <= n <= hi:
         raise ThreadCountError(
             f"{what} {n} is outside the allowed range {minimum}..{hi} on this machine "
@@ -108,8 +109,10 @@ class ThreadPlan:
 
     def describe(self) -> str:
         spin = "on" if self.allow_spinning else "off"
-        return (f"{self.workers} read worker(s) + {self.intra_op} inference thread(s) on "
-                f"{self.cores} core(s), spinning {spin}")
+        return (
+            f"{self.workers} read worker(s) + {self.intra_op} inference thread(s) on "
+            f"{self.cores} core(s), spinning {spin}"
+        )
 
 
 def default_workers(cores: int) -> int:
