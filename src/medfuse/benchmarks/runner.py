@@ -46,6 +46,7 @@ from medfuse.benchmarks.tegrastats import (
 )
 from medfuse.devices.fingerprint import bundle_facts, device_fingerprint
 from medfuse.errors import MedfuseError, UsageError
+from medfuse.runtime.threads import check_threads
 
 __all__ = ["BenchConfig", "run_benchmark"]
 
@@ -171,6 +172,9 @@ def run_benchmark(
     """
     if any(b < 1 for b in config.batches):
         raise UsageError(f"batch sizes must be at least 1, got {list(config.batches)}")
+    if config.threads is not None:
+        check_threads(config.threads, "threads")
+    check_threads(config.workers, "workers", minimum=0)
     bundle = _open(config.bundle)
     facts = bundle_facts(bundle)
     variants = list(config.variants) or list(bundle.precisions)
@@ -243,6 +247,8 @@ def _run_variant(
         precision=variant,
         device=config.device,
         threads=config.threads,
+        workers=config.workers,
+        pipeline=config.studies is not None,
         max_batch=max(config.batches),
     ) as session:
         sha = session.info.model_sha256
