@@ -50,6 +50,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -174,11 +175,23 @@ def bench_model(
 
     # a bundle's model runs as users run it: Session on the bundle, its fp32 variant (= path)
     source, precision = (bundle, "fp32") if bundle is not None else (path, "auto")
+    # pipeline=False: tensors only, so the thread policy leaves ONNX Runtime's spinning on, as
+    # in the bare sessions above (same intra-op threads, same options)
     session = Session(
-        source, precision=precision, device="cpu", threads=threads, graph_optimization="all"
+        source,
+        precision=precision,
+        device="cpu",
+        threads=threads,
+        pipeline=False,
+        graph_optimization="all",
     )
     exec_session = Session(
-        source, precision=precision, device="cpu", threads=threads, graph_optimization="all"
+        source,
+        precision=precision,
+        device="cpu",
+        threads=threads,
+        pipeline=False,
+        graph_optimization="all",
     )
     buffers = exec_session.buffers(1)
     for k, v in feeds.items():
@@ -219,6 +232,18 @@ def bench_model(
         },
         "overhead_vs_iobinding_us": {
             k: 1e3 * (stats[k]["median_ms"] - base)
+            for k in ("session_infer", "session_execute", "ort_run")
+        },
+        # per iteration, the call over the bare IOBinding call of the same rotation: robust to
+        # a busy machine's drift (both calls of a pair see the same load)
+        "paired_overhead_vs_iobinding_pct": {
+            k: 100.0
+            * (
+                statistics.median(
+                    a / b for a, b in zip(times[k], times["ort_iobinding"], strict=True)
+                )
+                - 1.0
+            )
             for k in ("session_infer", "session_execute", "ort_run")
         },
         "session_infer_vs_ort_run_pct": 100.0
@@ -523,13 +548,16 @@ def main(argv: list[str] | None = None) -> int:
         bench_model(n, p, args.iterations, args.threads, b)
         for n, p, b in _models(args.onnx, args.bundle)
     ]
-    print(f"{'model':<16}{'method':<17}{'median ms':>10}{'p90 ms':>9}{'vs iobinding':>14}")
+    print(f"{'model':<16}{'method':<17}{'median ms':>10}{'p90 ms':>9}{'vs iob':>9}{'paired':>9}")
     for r in rows:
         for key, st in r["stats"].items():
             pct = r["overhead_vs_iobinding_pct"].get(key)
+            paired = r["paired_overhead_vs_iobinding_pct"].get(key)
             extra = "" if pct is None else f"{pct:+.2f}%"
+            extra2 = "" if paired is None else f"{paired:+.2f}%"
             print(
-                f"{r['model']:<16}{key:<17}{st['median_ms']:>10.3f}{st['p90_ms']:>9.3f}{extra:>14}"
+                f"{r['model'][:15]:<16}{key:<17}{st['median_ms']:>10.3f}{st['p90_ms']:>9.3f}"
+                f"{extra:>9}{extra2:>9}"
             )
     bundle_path = args.bundle
     if bundle_path is None and args.onnx is None:

@@ -39,7 +39,8 @@ The tree::
     └── UsageError                  a request that can never work as asked (CLI exit code 2)
         ├── FileAccessError         an output, input or secret path cannot be used (names it)
         ├── ResultsInUseError       another process holds the results file's lock (names PID)
-        └── SecretMismatchError     --resume with another key secret than the file's
+        ├── SecretMismatchError     --resume with another key secret than the file's
+        └── ThreadCountError        a thread / worker count outside the allowed range
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ __all__ = [
     "ResultsInUseError",
     "SecretMismatchError",
     "StudyError",
+    "ThreadCountError",
     "UnsupportedDicomError",
     "UntrustedBundleError",
     "UploadTooLargeError",
@@ -254,3 +256,7 @@ class ResultsInUseError(UsageError):
 
 class SecretMismatchError(UsageError):
     """``--resume`` with a key secret other than the one the results file was written with."""
+
+
+class ThreadCountError(UsageError):
+    """A thread or worker count outside the range this machine allows (the message says it)."""

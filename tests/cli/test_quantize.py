@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,13 @@ def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _quantize(*args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "medfuse.cli.main", "quantize", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    env = {**os.environ, "COLUMNS": "80"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env=env)
+
+
+def _fits_80(text: str) -> None:
+    assert all(len(line) <= 80 for line in text.splitlines()), max(text.splitlines(), key=len)
+    assert "{'" not in text and "| " not in text  # no Python dicts, no raw Markdown
 
 
 def test_cli_adds_variants(tmp_path: Path, calib: Path) -> None:
@@ -41,7 +48,9 @@ def test_cli_adds_variants(tmp_path: Path, calib: Path) -> None:
         str(tmp_path / "c"),
     )
     assert proc.returncode == 0, proc.stderr
-    assert "| int8 |" in proc.stdout
+    _fits_80(proc.stdout)
+    assert any(line.split()[:2] == ["int8", "yes"] for line in proc.stdout.splitlines() if line)
+    assert "gate: agreement >= 0.75, AUROC drop <= 0.01" in proc.stdout
     assert {"int8", "fp16"} <= set(open_bundle(b.path).precisions)
 
 
@@ -63,5 +72,7 @@ def test_cli_gate_failure_leaves_bundle_unchanged(tmp_path: Path, calib: Path) -
         str(tmp_path / "c"),
     )
     assert proc.returncode == 1, proc.stderr
-    assert "gate failed" in proc.stderr and "max drift" in proc.stdout
+    assert proc.stderr.count("gate failed") == 1, proc.stderr  # said once, not twice
+    _fits_80(proc.stdout)
+    assert "max drift" in proc.stdout.replace("\n", " ")
     assert (b.path / "manifest.json").read_bytes() == before

@@ -43,8 +43,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "BenchReport",
     "ComboResult",
+    "json_safe",
     "markdown_table",
     "read_report",
+    "result_rows",
     "rich_table",
     "write_report",
 ]
@@ -200,14 +202,14 @@ class BenchReport:
         )
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Replace non-finite floats with ``None`` (JSON has no NaN / Infinity)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -215,7 +217,7 @@ def write_report(report: BenchReport, path: str | Path) -> Path:
     """Write ``report`` as indented JSON (creating parent folders); return the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_json_safe(report.to_dict()), indent=2, allow_nan=False) + "\n")
+    out.write_text(json.dumps(json_safe(report.to_dict()), indent=2, allow_nan=False) + "\n")
     return out
 
 
@@ -275,7 +277,7 @@ HEADERS = (
 )
 
 
-def _rows(results: Sequence[ComboResult]) -> list[list[str]]:
+def result_rows(results: Sequence[ComboResult]) -> list[list[str]]:
     rows = []
     for r in results:
         lat = r.latency_ms
@@ -311,7 +313,7 @@ def markdown_table(report: BenchReport) -> str:
         )
         + "|",
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(report.results)]
+    lines += ["| " + " | ".join(row) + " |" for row in result_rows(report.results)]
     rule = report.settings.get("stability_rule")
     if rule:
         lines += [
@@ -335,6 +337,6 @@ def rich_table(report: BenchReport) -> Any:
     table = Table(title=f"medfuse bench — {report.device_label}", show_header=True)
     for h in HEADERS:
         table.add_column(h, justify="right" if h.endswith(("ms", "/s", "item")) else "left")
-    for r, row in zip(report.results, _rows(report.results), strict=True):
+    for r, row in zip(report.results, result_rows(report.results), strict=True):
         table.add_row(*row, style=None if r.stable else "red")
     return table

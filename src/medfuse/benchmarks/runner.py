@@ -46,6 +46,7 @@ from medfuse.benchmarks.tegrastats import (
 )
 from medfuse.devices.fingerprint import bundle_facts, device_fingerprint
 from medfuse.errors import MedfuseError, UsageError
+from medfuse.runtime.threads import check_threads
 
 __all__ = ["BenchConfig", "run_benchmark"]
 
@@ -139,7 +140,10 @@ def _backends(requested: Sequence[str], device: str) -> tuple[list[str], list[di
 
 
 def run_benchmark(
-    config: BenchConfig, progress: Callable[[str], None] | None = None
+    config: BenchConfig,
+    progress: Callable[[str], None] | None = None,
+    *,
+    counted: Callable[[int, int, str], None] | None = None,
 ) -> BenchReport:
     """Measure every requested combination; never raises for one combination that cannot run.
 
@@ -149,6 +153,9 @@ def run_benchmark(
         What to measure.
     progress:
         Called with a short line before each measurement (for a CLI status line).
+    counted:
+        Called as ``counted(done, total, line)`` before each measurement and once at the end
+        (for a bar with an ETA): ``total`` counts every backend × variant × batch (× mode).
 
     Returns
     -------
@@ -165,6 +172,9 @@ def run_benchmark(
     """
     if any(b < 1 for b in config.batches):
         raise UsageError(f"batch sizes must be at least 1, got {list(config.batches)}")
+    if config.threads is not None:
+        check_threads(config.threads, "threads")
+    check_threads(config.workers, "workers", minimum=0)
     bundle = _open(config.bundle)
     facts = bundle_facts(bundle)
     variants = list(config.variants) or list(bundle.precisions)
@@ -176,15 +186,29 @@ def run_benchmark(
     backends, skipped = _backends(config.backends, config.device)
     studies = _discover(config.studies) if config.studies is not None else None
     results: list[ComboResult] = []
-    for backend in backends:
-        for variant in variants:
+    per_variant = len(config.batches) * (2 if studies is not None else 1)
+    total = len(backends) * len(variants) * per_variant
+    done = [0]
+
+    def say(line: str) -> None:
+        if progress:
+            progress(line)
+        if counted:
+            counted(min(done[0], total), total, line)
+        done[0] += 1
+
+    for k, backend in enumerate(backends):
+        for j, variant in enumerate(variants):
+            done[0] = (k * len(variants) + j) * per_variant  # a skipped variant keeps the count
             try:
-                results += _run_variant(bundle, backend, variant, config, studies, progress)
+                results += _run_variant(bundle, backend, variant, config, studies, say)
             except MedfuseError as exc:
                 logger.warning("skipping %s / %s: %s", backend, variant, exc)
                 skipped.append(
                     {"backend": backend, "variant": variant, "batch": None, "reason": str(exc)}
                 )
+    if counted:
+        counted(total, total, "done")
     return BenchReport(
         fingerprint=device_fingerprint(facts),
         results=tuple(results),
@@ -223,6 +247,8 @@ def _run_variant(
         precision=variant,
         device=config.device,
         threads=config.threads,
+        workers=config.workers,
+        pipeline=config.studies is not None,
         max_batch=max(config.batches),
     ) as session:
         sha = session.info.model_sha256

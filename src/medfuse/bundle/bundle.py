@@ -353,7 +353,7 @@ def open_bundle(path: str | Path, *, trust: TrustPolicy | None = None) -> Bundle
         return _open_zip(p, policy)
     elif not p.exists():
         raise BundleError(
-            f"bundle {p.name or str(p)!r} not found; give a NAME.medfuse directory or a zip of one"
+            f"bundle {str(p)!r} not found; give a NAME.medfuse directory or a zip of one"
         )
     label = p.name
     manifest_path = p / MANIFEST_NAME

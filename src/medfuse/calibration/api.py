@@ -186,8 +186,8 @@ def quantize_bundle(
                 add_files=files,
                 golden=golden.record if golden.changed else None,
             )
-        if not passed:
-            logger.warning(
+        if not passed:  # the caller reports it (result.passed); logged once, for -v
+            logger.info(
                 "gate failed for %s; not written to the bundle%s",
                 [p for p, v in outcomes.items() if not v.passed],
                 f" (written: {written})" if written else " (the bundle is unchanged)",

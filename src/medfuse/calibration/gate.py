@@ -26,8 +26,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec
+from medfuse.bundle.units import OutputUnit, output_units
 from medfuse.calibration.config import GateConfig
-from medfuse.models.metrics import macro_auroc_ovr, severity_mae_ml
+from medfuse.models.metrics import macro_auroc_ovr
 
 __all__ = ["BOOTSTRAP", "GateResult", "at_chance", "chance_check", "evaluate_gate"]
 
@@ -97,6 +98,11 @@ def at_chance(gate: GateResult) -> bool:
     return bool(gate.metrics.get("fp32_at_chance"))
 
 
+def _in_unit(values: NDArray[Any], unit: OutputUnit | None) -> NDArray[np.float64]:
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    return flat if unit is None else unit.convert_array(flat)
+
+
 def evaluate_gate(
     spec: ModelSpec,
     reference: Mapping[str, NDArray[Any]],
@@ -130,7 +136,7 @@ def evaluate_gate(
     failures: list[str] = []
     metrics: dict[str, Any] = {"outputs": {}}
     n_lab = labelled if labelled is not None else (len(diagnosis) if diagnosis is not None else 0)
-    log1p = spec.extra.get("severity_transform") == "log1p_ml"
+    units = output_units(spec.extra)
     for out in spec.outputs:
         ref = np.asarray(reference[out.name], dtype=np.float64)
         cand = np.asarray(candidate[out.name], dtype=np.float64)
@@ -172,12 +178,11 @@ def evaluate_gate(
                     failures.append(f"{out.name}: AUROC drop {drop:.4f} > {gate.max_auroc_drop:g}")
         elif out.kind == "regression" and severity is not None and n_lab:
             truth = np.asarray(severity, dtype=np.float64)[:n_lab]
-            if log1p:
-                mae_ref = severity_mae_ml(ref[:n_lab], truth)
-                mae_cand = severity_mae_ml(cand[:n_lab], truth)
-            else:
-                mae_ref = float(np.mean(np.abs(ref[:n_lab].reshape(-1) - truth)))
-                mae_cand = float(np.mean(np.abs(cand[:n_lab].reshape(-1) - truth)))
+            # Errors in the output's unit (mL for log1p(mL)): one conversion, bundle.units.
+            unit = units.get(out.name)
+            mae_ref, mae_cand = (
+                float(np.mean(np.abs(_in_unit(x[:n_lab], unit) - truth))) for x in (ref, cand)
+            )
             m.update(mae_fp32=mae_ref, mae=mae_cand, mae_change=mae_cand - mae_ref)
             limit = gate.max_severity_mae_increase
             if limit is not None and mae_cand - mae_ref > limit:

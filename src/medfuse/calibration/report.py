@@ -13,7 +13,14 @@ from numpy.typing import NDArray
 
 from medfuse._deps import is_available
 
-__all__ = ["plot_scatter", "plot_sensitivity", "render_markdown", "write_json"]
+__all__ = [
+    "gate_rows",
+    "gate_sentence",
+    "plot_scatter",
+    "plot_sensitivity",
+    "render_markdown",
+    "write_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +74,47 @@ def _golden_line(golden: Mapping[str, Any] | None) -> str:
     return f"Golden vectors: {rows} ({how}; FP32 outputs from {golden.get('reference')})"
 
 
+def gate_sentence(gate: Mapping[str, Any]) -> str:
+    """The gate thresholds in words, e.g. ``agreement >= 0.99, AUROC drop <= 0.01, ...``."""
+
+    def bound(key: str, text: str, op: str) -> str:
+        value = gate.get(key)
+        return f"{text} {op} {value:g}" if isinstance(value, int | float) else f"{text} not gated"
+
+    parts = [
+        bound("min_agreement", "agreement", ">="),
+        bound("max_auroc_drop", "AUROC drop", "<="),
+        bound("max_severity_mae_increase", "MAE increase", "<="),
+        bound("max_logit_drift", "max drift", "<="),
+    ]
+    if gate.get("samples") is not None:
+        parts.append(f"on {gate['samples']} samples ({gate.get('heldout') or 0} held out)")
+    return ", ".join(parts)
+
+
+def gate_rows(report: Mapping[str, Any]) -> list[list[str]]:
+    """One row per variant × output: variant, passed, output, agreement, flipped (max fp32
+    margin), AUROC drop, MAE change, max drift, mean drift (the table of ``render_markdown``
+    and of ``medfuse quantize``'s terminal output)."""
+    rows = []
+    for prec, v in report.get("variants", {}).items():
+        for name, m in v.get("gate", {}).get("outputs", {}).items():
+            rows.append(
+                [
+                    prec,
+                    "yes" if v.get("passed") else "NO",
+                    name,
+                    _fmt(m.get("agreement", "–")),
+                    _flipped(m),
+                    _fmt(m.get("auroc_drop", "–")),
+                    _fmt(m.get("mae_change", "–")),
+                    _fmt(m.get("max_abs_drift")),
+                    _fmt(m.get("mean_abs_drift")),
+                ]
+            )
+    return rows
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """A human-readable summary of ``report``."""
     lines = [
@@ -75,7 +123,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"Calibration: {_fmt(report.get('calibration', {}).get('method'))}, "
         f"{_fmt(report.get('calibration', {}).get('studies'))} studies, set sha256 "
         f"`{str(report.get('calibration', {}).get('set_sha256', ''))[:16]}…`",
-        f"Gate: {report.get('gate', {})}",
+        f"Gate: {gate_sentence(report.get('gate', {}))}",
         _golden_line(report.get("golden")),
         *_chance_lines(report.get("variants", {})),
         "",
@@ -83,14 +131,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "| MAE change | max drift | mean drift |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for prec, v in report.get("variants", {}).items():
-        for name, m in v.get("gate", {}).get("outputs", {}).items():
-            lines.append(
-                f"| {prec} | {v.get('passed')} | {name} | {_fmt(m.get('agreement', '–'))} | "
-                f"{_flipped(m)} | {_fmt(m.get('auroc_drop', '–'))} | "
-                f"{_fmt(m.get('mae_change', '–'))} | {_fmt(m.get('max_abs_drift'))} | "
-                f"{_fmt(m.get('mean_abs_drift'))} |"
-            )
+    lines += ["| " + " | ".join(row) + " |" for row in gate_rows(report)]
     tols = {
         p: v["validate_tolerance"]
         for p, v in report.get("variants", {}).items()

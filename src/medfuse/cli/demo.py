@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import shutil
 import sys
@@ -144,78 +143,70 @@ def run(args: argparse.Namespace) -> int:
         }
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
-        _print(records, data, studies, severity_in_ml=_severity_is_log1p_ml(args.bundle))
+        _print(records, data, studies)
     return 0
-
-
-def _severity_is_log1p_ml(bundle: str | None) -> bool:
-    """Whether the model's severity output is log1p(mL) (the reference model's convention)."""
-    from medfuse.bundle import open_bundle, reference_bundle_path
-
-    spec = open_bundle(bundle if bundle is not None else reference_bundle_path()).spec
-    return spec.extra.get("severity_transform") == "log1p_ml"
 
 
 def _print(
     records: Sequence[ResultRecord],
     data: Mapping[str, Any],
     studies: Path,
-    *,
-    severity_in_ml: bool = False,
 ) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from medfuse.cli.tables import Column, render_table
 
     model = data.get("model") or {}
-    table = Table(
-        title=f"medfuse demo: {len(records)} synthetic studies, model {model.get('name', '?')}"
-    )
-    for col, justify in (
-        ("study", "left"),
-        ("prediction", "left"),
-        ("p", "right"),
-        ("severity mL" if severity_in_ml else "severity", "right"),
-        ("modalities used", "left"),
-        ("missing", "left"),
-        ("latency ms", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    rows = []
     for rec in records:
         timing = rec.timing_ms
         latency = timing.get("total", sum(timing.values()))
         pred = rec.top_class or (
             f"error: {rec.error_type}" if rec.status == "error" else rec.status
         )
-        table.add_row(
-            str(rec.study)[:10] + "…",
-            pred,
-            "" if rec.probability is None else f"{rec.probability:.2f}",
-            _severity_cell(rec.severity, severity_in_ml),
-            ", ".join(rec.modalities_used) or "-",
-            ", ".join(rec.modalities_missing) or "-",
-            f"{latency:.0f}",
+        rows.append(
+            [
+                str(rec.study)[:10] + "…",
+                pred,
+                "" if rec.probability is None else f"{rec.probability:.2f}",
+                _severity_cell(rec),
+                ", ".join(rec.modalities_used) or "-",
+                ", ".join(rec.modalities_missing) or "-",
+                f"{latency:.0f}",
+            ]
         )
-    console = Console()
-    console.print(table)
-    if model:
-        console.print(
-            "model: "
-            + " ".join(
-                str(model[k]) for k in ("name", "version", "variant", "backend") if k in model
-            )
-        )
-    console.print(
-        f"throughput: {data.get('studies_per_s_wall', data['studies_per_s']):.2f} studies/s "
-        "(discovery and model start included)"
+    out = render_table(
+        (
+            Column("study"),
+            Column("prediction", key=True),
+            Column("p", right=True),
+            Column(_severity_header(records), right=True),
+            Column("modalities used", "used", "modalities used", wrap=True),
+            Column("missing", wrap=True),
+            Column("latency ms", "ms", "latency ms", right=True),
+        ),
+        rows,
+        title=f"medfuse demo: {len(records)} synthetic studies, model {model.get('name', '?')}",
     )
-    console.print(f"studies:    {studies}")
-    console.print(f"results:    {data['results_jsonl']}")
+    if model:
+        out += "model: " + " ".join(
+            str(model[k]) for k in ("name", "version", "variant", "backend") if k in model
+        )
+        out += "\n"
+    rate = data.get("studies_per_s_wall", data["studies_per_s"])
+    out += f"throughput: {rate:.2f} studies/s (discovery and model start included)\n"
+    out += f"studies:    {studies}\nresults:    {data['results_jsonl']}\n"
     if data.get("results_csv"):
-        console.print(f"csv:        {data['results_csv']}")
+        out += f"csv:        {data['results_csv']}\n"
+    sys.stdout.write(out)
 
 
-def _severity_cell(value: float | None, in_ml: bool) -> str:
-    """The severity as shown: mL (``expm1`` of a log1p(mL) output) or the raw value."""
-    if value is None:
-        return ""
-    return f"{math.expm1(value):.1f}" if in_ml else f"{value:.2f}"
+def _severity_header(records: Sequence[ResultRecord]) -> str:
+    unit = next((r.severity_unit for r in records if r.severity_unit), None)
+    return "severity" if unit is None else f"severity {unit}"
+
+
+def _severity_cell(rec: ResultRecord) -> str:
+    """The severity as shown: in its unit when the spec gives one (the value the JSONL's
+    ``value_in_unit`` and the CSV's ``severity_ml`` hold), else the model's value."""
+    if rec.severity_in_unit is not None:
+        return f"{rec.severity_in_unit:.1f}"
+    return "" if rec.severity is None else f"{rec.severity:.2f}"

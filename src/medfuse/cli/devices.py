@@ -11,8 +11,11 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``devices``' options to its sub-parser."""
-    parser.add_argument("--json", action="store_true",
-                        help='print {"catalog": [...], "jetpack": [...], "detected": {...}} as JSON')
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"catalog": [...], "jetpack": [...], "detected": {...}} as JSON',
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,40 +35,66 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
 
-    from rich.console import Console
-    from rich.table import Table
+    from medfuse.cli.tables import Column, render_table
 
-    out = Console()
-    table = Table(title="medfuse device catalog (* = contains unconfirmed facts)")
-    for col in ("key", "device", "CC", "memory", "DLA", "precisions", "workspace", "batches"):
-        table.add_column(col, justify="right" if col in ("CC", "DLA", "workspace") else "left")
+    rows = []
     for e in catalog.devices:
-        mark = "*" if e.uncertain else ""
-        here = " ◀ this machine" if e.key == detected.catalog_key else ""
-        table.add_row(
-            e.key + mark,
-            e.name + here,
-            e.compute_capability,
-            f"{e.memory_gib} GB{' shared' if e.memory_shared else ''}",
-            str(e.dla_cores),
-            ", ".join(e.precisions),
-            f"{e.build_defaults.workspace_mib} MiB",
-            ",".join(str(b) for b in e.build_defaults.batch_sizes),
+        here = " (this machine)" if e.key == detected.catalog_key else ""
+        rows.append(
+            [
+                e.key,
+                ("* " if e.uncertain else "") + e.name + here,
+                e.compute_capability,
+                f"{e.memory_gib} GB{' shared' if e.memory_shared else ''}",
+                str(e.dla_cores),
+                ",".join(e.precisions),
+                f"{e.build_defaults.workspace_mib}",
+                ",".join(str(b) for b in e.build_defaults.batch_sizes),
+            ]
         )
-    out.print(table)
-
-    jp = Table(title="JetPack releases (* = contains unconfirmed facts)")
-    for col in ("JetPack", "L4T", "Ubuntu", "Python", "CUDA", "TensorRT", "modules"):
-        jp.add_column(col)
+    out = render_table(
+        (
+            Column("key", key=True),
+            Column("device", wrap=True),
+            Column("CC", right=True),
+            Column("memory", "mem", "memory", wrap=True),
+            Column("DLA", right=True, drop=1),
+            Column("precisions", "prec", "precisions", wrap=True),
+            Column("workspace MiB", "ws", "build workspace, MiB", right=True, drop=2),
+            Column("batches", "batch", "build batch sizes", wrap=True),
+        ),
+        rows,
+        title="medfuse device catalog (key: what `medfuse build --device KEY` takes; "
+        "* = contains unconfirmed facts)",
+    )
+    jp_rows = []
     for r in catalog.jetpack:
         trt = r.tensorrt + (f" (+{r.tensorrt_optional} SBSA)" if r.tensorrt_optional else "")
-        jp.add_row(r.jetpack + ("*" if r.uncertain else ""), r.l4t or "?", r.ubuntu, r.python,
-                   r.cuda, trt, ", ".join(r.modules))
-    out.print(jp)
-
-    det = Table(title="detected here", show_header=False)
-    det.add_column("field")
-    det.add_column("value")
+        jp_rows.append(
+            [
+                r.jetpack + ("*" if r.uncertain else ""),
+                r.l4t or "?",
+                r.ubuntu,
+                r.python,
+                r.cuda,
+                trt,
+                ", ".join(r.modules),
+            ]
+        )
+    out += "\n" + render_table(
+        (
+            Column("JetPack", key=True),
+            Column("L4T"),
+            Column("Ubuntu"),
+            Column("Python", "Py", "Python"),
+            Column("CUDA"),
+            Column("TensorRT", "TRT", "TensorRT", wrap=True),
+            Column("modules", wrap=True),
+        ),
+        jp_rows,
+        title="JetPack releases (* = contains unconfirmed facts)",
+    )
+    det_rows = []
     for key, value in detected.to_dict().items():
         if value in (None, [], ()):
             continue
@@ -73,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
             value = ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
         elif isinstance(value, list):
             value = "; ".join(str(v) for v in value)
-        det.add_row(key, str(value))
-    out.print(det)
+        det_rows.append([key, str(value)])
+    out += "\n" + render_table(
+        (Column("field", key=True), Column("value", wrap=True)), det_rows, title="detected here"
+    )
+    sys.stdout.write(out)
     return 0

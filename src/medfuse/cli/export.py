@@ -57,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
 
     from medfuse._deps import require
     from medfuse._paths import preflight, writing
+    from medfuse.cli.progress import progress_bar
 
     preflight(folders={"--out": args.out})
     require("torch", purpose="ONNX export")
     from medfuse.export import export_bundle, study_inputs
     from medfuse.models.checkpoint import load_checkpoint
 
-    err = Console(stderr=True)
     module, ckpt = load_checkpoint(args.model)
     golden = (
         study_inputs(args.golden_studies, ckpt.spec, args.golden) if args.golden_studies else None
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         "training_config_hash": ckpt.training_config_hash,
         "metrics": {k: v for k, v in ckpt.metrics.items() if k != "history"},
     }
-    with err.status("exporting (ONNX, lint, parity, golden vectors)"), writing(
+    with progress_bar("export", quiet=args.json) as update, writing(
         args.out, "write the bundle", "--out"
     ):
         bundle = export_bundle(
@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             training_config_hash=ckpt.training_config_hash,
             opset=args.opset,
             overwrite=args.overwrite,
+            progress=update,
         )
     lint = json.loads((bundle.path / "reports" / "export_lint.json").read_text(encoding="utf-8"))
     parity = json.loads(

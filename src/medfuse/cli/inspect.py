@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,104 +130,138 @@ def _bytes(n: int) -> str:
     return f"{size:.1f} {unit}"
 
 
-def _accuracy(acc: Mapping[str, Any]) -> str:
-    parts = []
-    for k, v in acc.items():
-        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
-    return ", ".join(parts) or "-"
-
-
 def _print_table(bundle: Bundle, verified: bool | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from medfuse.bundle.gate_figures import gate_figures
+    from medfuse.cli.tables import Column, render_table, terminal_width
 
     m = bundle.manifest
-    console = Console()
+    width = terminal_width()
     state = {True: "all files verified", False: "DAMAGED", None: "not verified"}[verified]
-    console.print(
-        f"[bold]{m.model.name}[/bold] {m.model.version} — {bundle.source.resolve()} "
-        f"(schema {m.schema_version}, {state})"
-    )
+    lines = [
+        f"{m.model.name} {m.model.version} (schema {m.schema_version}, {state})",
+        f"path: {bundle.source.resolve()}",
+    ]
     if m.model.description:
-        console.print(m.model.description)
+        lines.append(m.model.description)
     if bundle.signature is not None:
-        console.print(f"signature: {bundle.signature.describe()}", highlight=False)
-    console.print(f"sha256: {bundle.digest}", highlight=False)
+        lines.append(f"signature: {bundle.signature.describe()}")
+    lines.append(f"sha256: {bundle.digest}")
     if bundle.archive_sha256:
-        console.print(f"zip sha256: {bundle.archive_sha256}", highlight=False)
+        lines.append(f"zip sha256: {bundle.archive_sha256}")
+    out = "".join(_wrapped(line, width) for line in lines)
 
-    inputs = Table(title="inputs", title_justify="left")
-    for col in ("name", "role", "modality", "shape", "dtype", "required"):
-        inputs.add_column(col)
-    for i in m.model.inputs:
-        inputs.add_row(
-            i.name,
-            i.role,
-            i.modality or "-",
-            _shape(i.shape),
-            i.dtype,
-            "yes" if i.required else "no",
-        )
-    console.print(inputs)
-    for i in m.model.inputs:
-        console.print(f"  {i.name}: {_recipe(i)}", highlight=False)
-
-    outputs = Table(title="outputs", title_justify="left")
-    for col in ("name", "meaning", "kind", "shape", "activation", "labels"):
-        outputs.add_column(col, no_wrap=col not in ("meaning", "labels"))
-    for o in m.model.outputs:
-        outputs.add_row(
-            o.name, o.meaning, o.kind, _shape(o.shape), o.activation, ", ".join(o.labels) or "-"
-        )
-    console.print(outputs)
-
-    variants = Table(title="variants", title_justify="left")
-    for col in ("precision", "file", "size", "sha256", "accuracy"):
-        variants.add_column(col)
-    for p, v in m.variants.items():
-        size = _size(bundle, v.file)
-        variants.add_row(
-            p,
-            v.file,
-            "missing" if size is None else _bytes(size),
-            v.sha256[:12],
-            _accuracy(v.accuracy),
-        )
-    console.print(variants)
-
+    out += "\n" + render_table(
+        (
+            Column("name", key=True),
+            Column("role"),
+            Column("modality", "mod", "modality"),
+            Column("shape"),
+            Column("dtype"),
+            Column("required", "req", "required"),
+        ),
+        [
+            [
+                i.name,
+                i.role,
+                i.modality or "-",
+                _shape(i.shape),
+                i.dtype,
+                "yes" if i.required else "no",
+            ]
+            for i in m.model.inputs
+        ],
+        title="inputs",
+    )
+    out += "".join(_wrapped(f"  {i.name}: {_recipe(i)}", width) for i in m.model.inputs)
+    out += "\n" + render_table(
+        (
+            Column("name", key=True),
+            Column("kind"),
+            Column("shape"),
+            Column("activation", "act", "activation"),
+            Column("labels", wrap=True),
+            Column("meaning", wrap=True),
+        ),
+        [
+            [o.name, o.kind, _shape(o.shape), o.activation, ", ".join(o.labels) or "-", o.meaning]
+            for o in m.model.outputs
+        ],
+        title="outputs",
+    )
+    out += "\n" + render_table(
+        (
+            Column("precision", key=True),
+            Column("file", drop=1),
+            Column("size", right=True),
+            Column("sha256", drop=2),
+            Column("accuracy (vs fp32 for quantized variants)", "accuracy", wrap=True),
+        ),
+        [
+            [
+                p,
+                v.file,
+                "missing" if (size := _size(bundle, v.file)) is None else _bytes(size),
+                v.sha256[:12],
+                gate_figures(p, v.accuracy).compact(),
+            ]
+            for p, v in m.variants.items()
+        ],
+        title="variants (full records: --json)",
+    )
     if m.engines:
-        engines = Table(title="engines", title_justify="left")
-        for col in ("key", "variant", "TensorRT", "GPU", "CC", "DLA", "built"):
-            engines.add_column(col)
-        for k, e in m.engines.items():
-            engines.add_row(
-                k,
-                e.variant,
-                e.tensorrt_version,
-                e.gpu_name,
-                e.compute_capability,
-                "-" if e.dla_core is None else str(e.dla_core),
-                e.built_at,
-            )
-        console.print(engines)
+        out += "\n" + render_table(
+            (
+                Column("key", key=True),
+                Column("variant", key=True),
+                Column("TensorRT", "TRT", "TensorRT"),
+                Column("GPU", wrap=True),
+                Column("CC"),
+                Column("DLA", drop=1),
+                Column("built", drop=2),
+            ),
+            [
+                [
+                    k,
+                    e.variant,
+                    e.tensorrt_version,
+                    e.gpu_name,
+                    e.compute_capability,
+                    "-" if e.dla_core is None else str(e.dla_core),
+                    e.built_at,
+                ]
+                for k, e in m.engines.items()
+            ],
+            title="engines",
+        )
     else:
-        console.print("engines: none built yet (`medfuse build` makes one for this device)")
+        out += _wrapped(
+            "engines: none built yet (`medfuse build` makes one for this device)", width
+        )
 
     golden = golden_summary(bundle)
     rows = ", ".join(f"{n} {s}" for s, n in golden.get("rows", {}).items()) or golden["source"]
-    console.print(
+    out += _wrapped(
         f"golden vectors: {rows}"
         + (f" (outputs from {golden['reference']})" if golden.get("reference") else ""),
-        highlight=False,
+        width,
     )
     if golden["warning"]:
-        console.print(f"[bold yellow]warning:[/] {golden['warning']}", highlight=False)
+        out += _wrapped(f"warning: {golden['warning']}", width)
     prov = m.provenance
-    console.print(
+    out += _wrapped(
         f"provenance: medfuse {prov.medfuse_version}, created {prov.created_at}, "
         f"torch {prov.torch_version or '-'}, onnx {prov.onnx_version or '-'}, "
-        f"opset {prov.opset or '-'}, training config {(prov.training_config_hash or '-')[:12]}"
+        f"opset {prov.opset or '-'}, training config {(prov.training_config_hash or '-')[:12]}",
+        width,
     )
+    sys.stdout.write(out)
+
+
+def _wrapped(text: str, width: int) -> str:
+    """``text`` wrapped at ``width`` (long tokens such as paths and digests kept whole)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False) or [""]) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "report_text", "run"]
 
 
 def _floats_list(text: str) -> tuple[str, ...]:
@@ -75,7 +78,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Quantize, print the report; exit 1 when a variant fails the gate (it is not written)."""
     from medfuse.calibration import GateConfig, QuantizeConfig, quantize_bundle
-    from medfuse.calibration.report import render_markdown
+    from medfuse.cli.progress import progress_bar
     from medfuse.errors import MedfuseError, UsageError
 
     try:
@@ -97,18 +100,27 @@ def run(args: argparse.Namespace) -> int:
         )
     except MedfuseError as exc:
         raise UsageError(str(exc)) from exc
-    result = quantize_bundle(
-        args.bundle,
-        args.calib,
-        config,
-        heldout=args.heldout,
-        progress=lambda msg: print(f"medfuse quantize: {msg}", file=sys.stderr),
-    )
+    # Stages quantize_bundle announces: scan, held-out (optional), calibrate (INT8), one per
+    # variant made; the bar counts them.
+    int8 = len(config.int8_precisions)
+    stages = 1 + (args.heldout is not None) + (1 + int8 if int8 else 0)
+    stages += "fp16" in config.precisions
+    done = [-1]
+
+    with progress_bar("quantize", quiet=args.json) as update:
+
+        def on_stage(msg: str) -> None:
+            done[0] += 1
+            update(done[0], stages, msg)
+
+        result = quantize_bundle(
+            args.bundle, args.calib, config, heldout=args.heldout, progress=on_stage
+        )
     if args.json:
         json.dump(result.report, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_markdown(result.report))
+        sys.stdout.write(report_text(result.report))
     if not result.passed:
         failed = [p for p, v in result.variants.items() if not v.passed]
         kept = (
@@ -126,3 +138,45 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def report_text(report: Mapping[str, Any], width: int | None = None) -> str:
+    """The quantization report for a terminal: gate in words, one table, failures, kept
+    nodes (the Markdown form is in the bundle, ``reports/quantization.md``)."""
+    from medfuse.calibration.report import gate_rows, gate_sentence
+    from medfuse.cli.tables import Column, render_table, terminal_width
+
+    limit = width if width is not None else terminal_width()
+    cal = report.get("calibration", {})
+    head = [
+        f"quantization of {report.get('model', '')}: calibration {cal.get('method')}, "
+        f"{cal.get('studies')} studies",
+        f"gate: {gate_sentence(report.get('gate', {}))}",
+    ]
+    out = "".join("\n".join(textwrap.wrap(line, limit)) + "\n" for line in head)
+    out += render_table(
+        (
+            Column("variant", key=True),
+            Column("passed", "ok", "passed the gate"),
+            Column("output", key=True),
+            Column("agreement", "agree", "top-1 agreement with fp32", right=True),
+            Column("flipped (max fp32 margin)", "flip", "disagreements (largest fp32 margin)"),
+            Column("AUROC drop", "dAUC", "AUROC drop vs fp32", right=True),
+            Column("MAE change", "dMAE", "MAE change vs fp32", right=True, drop=2),
+            Column("max drift", "drift", "max |output - fp32|", right=True),
+            Column("mean drift", "mean", "mean |output - fp32|", right=True, drop=1),
+        ),
+        gate_rows(report),
+        width=limit,
+    )
+    for prec, v in report.get("variants", {}).items():
+        if v.get("failures"):
+            out += "\n".join(textwrap.wrap(f"{prec} failed: " + "; ".join(v["failures"]), limit))
+            out += "\n"
+        kept = [s["node"] for s in v.get("sensitivity", {}).get("steps", [])]
+        if kept:
+            out += "\n".join(textwrap.wrap(f"{prec}: kept in float: {', '.join(kept)}", limit))
+            out += "\n"
+        for t in v.get("cpu_candidates") or ():
+            out += f"{prec}: CPU layout {t['layout']}: {t['ms']:.3g} ms, passed {t['passed']}\n"
+    return out

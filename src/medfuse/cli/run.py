@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from medfuse.cli.options import add_trust_options
+from medfuse.cli.options import add_session_options, add_trust_options
 
 __all__ = ["configure", "progress_bar", "run", "summary_tables"]
 
@@ -37,9 +37,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="model bundle (folder or zip); default: the shipped reference model",
     )
     parser.add_argument(
-        "--batch", type=int, default=4, metavar="N", help="inference batch size (default 4)"
-    )
-    parser.add_argument(
         "--workers",
         type=int,
         default=2,
@@ -59,12 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="secret for the pseudonymous study keys (default $MEDFUSE_KEY_SECRET_FILE or "
         "~/.config/medfuse/study-key.secret; created on first use)",
     )
-    parser.add_argument(
-        "--backend", default="auto", help="inference backend: auto, onnxruntime, tensorrt"
-    )
-    parser.add_argument("--precision", default="auto", help="model variant: auto, fp32, fp16, int8")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    add_session_options(parser, batch=4)
     parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )
@@ -74,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``medfuse run``; returns 0 when the run completed (per-study errors included)."""
     from medfuse.runtime.screening import screen_studies
 
-    with progress_bar("screening") as on_progress:
+    with progress_bar("screening", quiet=args.json) as on_progress:
         summary = screen_studies(
             args.studies,
             args.out,
@@ -99,44 +91,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def progress_bar(what: str) -> Iterator[Callable[[Any], None]]:
-    """A rich progress bar on stderr; yields the callback that ``screen_studies`` calls.
+def progress_bar(what: str, *, quiet: bool = False) -> Iterator[Callable[[Any], None]]:
+    """The CLI's progress bar (:mod:`medfuse.cli.progress`) fed from ``ScreeningProgress``:
+    count, ETA, rate, studies without input and errors."""
+    from medfuse.cli.progress import progress_bar as bar
 
-    The bar appears at the first call (when the studies to screen are known), so a run that
-    fails during its checks prints only its error.
-    """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    with bar(what, quiet=quiet) as update:
 
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.2f} studies/s"),
-        TextColumn("{task.fields[unusable]} no input · {task.fields[errors]} errors"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    )
-    task: list[Any] = []
+        def on_progress(p: Any) -> None:
+            update(
+                p.done,
+                p.total,
+                f"{p.studies_per_s:.2f} studies/s · {p.not_usable} no input · {p.errors} errors",
+            )
 
-    def update(p: Any) -> None:
-        if not task:
-            progress.start()
-            task.append(progress.add_task(what, total=p.total, rate=0.0, errors=0, unusable=0))
-        progress.update(
-            task[0],
-            total=p.total,
-            completed=p.done,
-            rate=p.studies_per_s,
-            errors=p.errors,
-            unusable=p.not_usable,
-        )
-
-    try:
-        yield update
-    finally:
-        if task:
-            progress.stop()
+        yield on_progress
 
 
 def summary_tables(data: Mapping[str, Any]) -> list[Any]:

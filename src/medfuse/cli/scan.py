@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from medfuse.cli.options import add_trust_options
 
@@ -68,42 +68,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _file_progress(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich bar over the files discovery reads, with ETA, on stderr (none when ``quiet``)."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+def _file_progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """The CLI's bar (count, ETA) over the files discovery reads (none when ``quiet``)."""
+    from medfuse.cli.progress import progress_bar
 
-    progress = Progress(
-        TextColumn("[bold]scanning headers"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task: list[Any] = []
-
-    def update(done: int, total: int) -> None:
-        if not task:
-            progress.start()
-            task.append(progress.add_task("scan", total=total))
-        progress.update(task[0], completed=done, total=total)
-
-    try:
-        yield update
-    finally:
-        if task:
-            progress.stop()
+    with progress_bar("scanning headers", quiet=quiet) as update:
+        yield lambda done, total: update(done, total, "files")
 
 
 def _uses(scan: StudyScan) -> str:

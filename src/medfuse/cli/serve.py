@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medfuse.cli.options import add_trust_options
+from medfuse.cli.options import add_session_options, add_trust_options, positive_int
 
 __all__ = ["configure", "run"]
 
@@ -29,16 +29,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, default=8000, help="HTTP port (8000)")
     parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (8001)")
     parser.add_argument("--metrics-port", type=int, default=8002, help="Prometheus port (8002)")
-    parser.add_argument("--max-batch", type=int, default=8, metavar="N", help="max batch (8)")
-    parser.add_argument("--instances", type=int, default=1, metavar="N", help="instances (1)")
+    parser.add_argument(
+        "--max-batch", type=positive_int, default=8, metavar="N", help="max batch (8)"
+    )
+    parser.add_argument(
+        "--instances", type=positive_int, default=1, metavar="N", help="instances (1)"
+    )
     parser.add_argument("--preferred-batch", default="", metavar="4,8", help="preferred sizes")
     parser.add_argument(
         "--max-queue-delay-us", type=int, default=2000, metavar="N", help="batcher delay (2000)"
     )
-    parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt")
-    parser.add_argument("--precision", default="auto", help="model variant: auto, fp32, …")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per instance")
+    add_session_options(parser, threads_help="CPU threads per instance")
     parser.add_argument("--workers", type=int, default=2, help="preprocessing threads (2)")
     parser.add_argument(
         "--key-secret-file",

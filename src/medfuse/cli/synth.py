@@ -39,28 +39,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate the cohort with a progress bar on stderr; print a summary table or JSON."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from medfuse._paths import preflight, writing
+    from medfuse.cli.progress import progress_bar
     from medfuse.synthetic import LABELS_CSV, generate_studies
 
     preflight(folders={"--out": args.out})
-    err = Console(stderr=True)
-    with Progress(
-        TextColumn("synthesising patients"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    ) as bar, writing(args.out, "write synthetic studies in", "--out"):
-        task = bar.add_task("synth", total=args.patients)
+    with progress_bar("synthesising patients", quiet=args.json) as update, writing(
+        args.out, "write synthetic studies in", "--out"
+    ):
         summary = generate_studies(
             args.out,
             args.patients,
             seed=args.seed,
-            progress=lambda done: bar.update(task, completed=done),
+            progress=lambda done: update(done, args.patients),
         )
     if args.json:
         json.dump(summary.to_dict(), sys.stdout, indent=2)

@@ -3,7 +3,8 @@
 ``medfuse train --config reference --studies DIR --out model.pt [--epochs N] [--seed S]
 [--val-fraction 0.2] [--heldout DIR] [--cache DIR] [--json]``
 
-Studies are preprocessed once by the runtime's own preprocessing and cached (default: a
+A thin layer over :func:`medfuse.models.train_run.train_from_studies`. Studies are
+preprocessed once by the runtime's own preprocessing and cached (default: a
 ``cache/`` folder beside ``--out``); training shows a progress bar per epoch on stderr. Writes
 ``model.pt`` and ``<out>.metrics.json`` (validation and, with ``--heldout``, held-out AUROC
 and severity MAE).
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -76,29 +76,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
 
 
-def _prepare(console: Any, label: str, root: Path, spec: Any, cache: Path) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from medfuse.models.data import prepare_studies
-    from medfuse.models.specs import CLASSES
-
-    with Progress(
-        TextColumn(f"preprocessing {label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-        return prepare_studies(
-            root,
-            spec,
-            CLASSES,
-            cache_dir=cache,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-
-
 def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, float) else str(x)
 
@@ -106,17 +83,16 @@ def _fmt(x: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Preprocess, train, save model.pt and the metrics JSON; print a summary."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from medfuse._deps import require
     from medfuse._paths import preflight, writing
+    from medfuse.cli.progress import staged_bars
 
     preflight(files={"--out": args.out}, folders={"--cache": args.cache})
     require("torch", purpose="training")
-    from medfuse.models.checkpoint import save_checkpoint
-    from medfuse.models.specs import model_spec
-    from medfuse.models.training import EpochStats, TrainConfig, train
+    from medfuse.models.train_run import train_from_studies
+    from medfuse.models.training import TrainConfig
 
     cfg = TrainConfig(
         config=args.config,
@@ -128,58 +104,15 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     out: Path = args.out
-    cache: Path = args.cache if args.cache is not None else out.parent / "cache"
-    err = Console(stderr=True)
-    spec = model_spec(cfg.config)
-    start = time.perf_counter()
-    data = _prepare(err, "training studies", args.studies, spec, cache)
-    heldout = _prepare(err, "held-out studies", args.heldout, spec, cache) if args.heldout else None
-    prep_seconds = time.perf_counter() - start
-    with Progress(
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=err,
-    ) as bar:
-        task = bar.add_task("train", total=cfg.epochs, info="")
-
-        def on_epoch(s: EpochStats) -> None:
-            bar.update(
-                task, completed=s.epoch, info=f"loss {s.train_loss:.3f} val AUROC {s.val_auroc:.3f}"
-            )
-
-        result = train(cfg, data, heldout=heldout, on_epoch=on_epoch)
-    total_seconds = time.perf_counter() - start
-    metrics: dict[str, Any] = dict(result.metrics)
-    metrics.update(
-        {
-            "studies": len(data),
-            "studies_skipped": data.skipped,
-            "heldout_studies": len(heldout) if heldout is not None else 0,
-            "preprocess_seconds": round(prep_seconds, 1),
-            "total_seconds": round(total_seconds, 1),
-            "history": [vars(h) for h in result.history],
-        }
-    )
-    metrics_path = out.with_name(out.stem + ".metrics.json")
-    doc = {"config": cfg.to_dict(), "training_config_hash": cfg.hash(), "metrics": metrics}
-    with writing(out, "write the model", "--out"):
-        save_checkpoint(
-            out,
-            result.module,
-            result.spec,
-            config=cfg.config,
-            metrics=metrics,
-            training_config=cfg.to_dict(),
-            training_config_hash=cfg.hash(),
+    with staged_bars(quiet=bool(args.json)) as update, writing(
+        out, "write the model", "--out"
+    ):
+        result = train_from_studies(
+            args.studies, out, cfg, heldout=args.heldout, cache=args.cache, progress=update
         )
-        metrics_path.write_text(
-            json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
+    metrics = result.metrics
     if args.json:
-        json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+        json.dump(result.document(), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return 0
     table = Table(title=f"trained {cfg.config} → {out}")
@@ -200,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
             )
     Console().print(table)
     Console().print(
-        f"best epoch {metrics['best_epoch']} of {cfg.epochs}; preprocessing {prep_seconds:.0f} s, "
-        f"total {total_seconds:.0f} s; metrics in {metrics_path}"
+        f"best epoch {metrics['best_epoch']} of {cfg.epochs}; preprocessing "
+        f"{result.prep_seconds:.0f} s, total {result.total_seconds:.0f} s; metrics in "
+        f"{result.metrics_path}"
     )
     return 0

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medfuse.cli.options import add_trust_options
+from medfuse.cli.options import BACKEND_NAMES, add_session_options, add_trust_options, names
+from medfuse.errors import UsageError
 
 __all__ = ["configure", "run"]
 
@@ -29,24 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="BUNDLE",
         help="bundle folder or zip (default: the shipped reference bundle)",
     )
+    add_session_options(parser, many=True)
     parser.add_argument(
-        "--backend",
-        action="append",
-        choices=("onnxruntime", "tensorrt"),
-        default=None,
-        help="backend to check (repeatable; default: every backend available here)",
-    )
-    parser.add_argument(
-        "--variant",
-        action="append",
-        default=None,
-        metavar="PRECISION",
-        help="variant to check, e.g. fp32, fp16, int8 (repeatable; default: all in the bundle)",
-    )
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int, default=None, help="backend intra-op threads")
-    parser.add_argument(
-        "--report", type=Path, default=None, metavar="FILE", help="write the report as JSON"
+        "--report", type=Path, default=None, metavar="FILE", help="write the report as JSON (- = stdout)"
     )
     parser.add_argument(
         "--json", action="store_true", help="print the report as JSON instead of a table"
@@ -54,56 +40,68 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _table(data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from medfuse.cli.tables import Column, render_table
 
-    console = Console(file=sys.stdout, highlight=False)
     model = data["model"]
     dev = data["device"]
-    console.print(
-        f"bundle {data['bundle']['label']}: {model['name']} {model['version']} — "
-        f"{dev['cpu_model']} ({dev['cpu_cores']} cores), onnxruntime {dev['onnxruntime']}"
-    )
-    table = Table(
-        "backend", "variant", "device", "output", "max abs err", "allowed", "top-1", "result"
-    )
+    rows = []
     for check in data["checks"]:
-        head = (check["backend"], check["precision"], check["device"] or "-")
+        head = [check["backend"], check["precision"], check["device"] or "-"]
         if check["error"]:
-            table.add_row(*head, "-", "-", "-", "-", f"FAIL: {check['error']}")
+            rows.append([*head, "-", "-", "-", "-", f"FAIL: {check['error']}"])
             continue
         for out in check["outputs"]:
             err = out["max_abs_error"]
             top1 = out["top1_agreement"]
-            table.add_row(
-                *head,
-                out["name"],
-                "nan" if err is None else f"{err:.3g}",
-                f"{out['allowed_max_abs_error']:.3g}",
-                "-" if top1 is None else f"{top1:.3f}",
-                "pass" if out["passed"] else "FAIL",
+            rows.append(
+                [
+                    *head,
+                    out["name"],
+                    "nan" if err is None else f"{err:.3g}",
+                    f"{out['allowed_max_abs_error']:.3g}",
+                    "-" if top1 is None else f"{top1:.3f}",
+                    "pass" if out["passed"] else "FAIL",
+                ]
             )
-    console.print(table)
+    columns = (
+        Column("backend", key=True),
+        Column("variant", key=True),
+        Column("device", "dev", "device"),
+        Column("output", key=True),
+        Column("max abs err", "err", "max abs error vs golden", right=True),
+        Column("allowed", "tol", "allowed max abs error", right=True),
+        Column("top-1", right=True),
+        Column("result", wrap=True),
+    )
+    title = (
+        f"bundle {data['bundle']['label']}: {model['name']} {model['version']} — "
+        f"{dev['cpu_model']} ({dev['cpu_cores']} cores), onnxruntime {dev['onnxruntime']}"
+    )
+    sys.stdout.write(render_table(columns, rows, title=title))
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate; exit 0 when every backend × variant passed, 1 otherwise."""
-    from medfuse._paths import preflight, writing
+    from medfuse._paths import preflight
     from medfuse.runtime.validate import validate_bundle
 
     preflight(files={"--report": args.report})
+    backends = names(args.backends)
+    unknown = [b for b in backends if b not in BACKEND_NAMES]
+    if unknown:
+        raise UsageError(f"--backend {unknown}: choose from {', '.join(BACKEND_NAMES)}")
     report = validate_bundle(
         args.bundle,
-        backends=args.backend,
-        variants=args.variant,
+        backends=backends or None,
+        variants=names(args.variants) or None,
         device=args.device,
         threads=args.threads,
     )
     data = report.to_dict()
     if args.report is not None:
-        with writing(args.report, flag="--report"):
-            args.report.parent.mkdir(parents=True, exist_ok=True)
-            args.report.write_text(json.dumps(data, indent=2) + "\n")
+        from medfuse.cli.output import write_output
+
+        write_output(args.report, json.dumps(data, indent=2) + "\n", "--report")
     if args.json:
         print(json.dumps(data, indent=2))
     else:

@@ -305,11 +305,8 @@ def plan_build(
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
-    """``"1,4,8"`` → ``(1, 4, 8)``; a UsageError names the bad part."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit() or int(part) < 1:
-            raise UsageError(f"--batch {text!r}: {part!r} is not a positive integer; e.g. 1,4,8")
-        out.append(int(part))
-    return tuple(out)
+    """``"1,4,8"`` → ``(1, 4, 8)``; a UsageError names the bad part (the one parser:
+    :func:`medfuse.runtime.batch_sizes.parse_batch_sizes`)."""
+    from medfuse.runtime.batch_sizes import parse_batch_sizes as parse
+
+    return parse(text)

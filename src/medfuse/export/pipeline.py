@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ def export_bundle(
     opset: int = DEFAULT_OPSET,
     tolerance: float = PARITY_TOLERANCE,
     overwrite: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Bundle:
     """Export a PyTorch module to a bundle directory with an FP32 ONNX variant.
 
@@ -100,6 +101,9 @@ def export_bundle(
         Largest relative error ONNX Runtime may show against PyTorch, per output.
     overwrite:
         Replace an existing bundle at ``out``.
+    progress:
+        Called as ``progress(done, total, stage)`` as each of the stages starts (ONNX export,
+        TensorRT lint, parity, golden vectors and bundle) and once at the end.
 
     Returns
     -------
@@ -121,10 +125,18 @@ def export_bundle(
         raise BundleError(
             f"{out.name} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
         )
+    stages = ("ONNX export", "TensorRT lint", "parity vs PyTorch", "golden vectors + bundle")
+
+    def stage(k: int) -> None:
+        if progress is not None:
+            progress(k, len(stages), stages[k] if k < len(stages) else "done")
+
     with tempfile.TemporaryDirectory(prefix="medfuse-export-") as tmp_name:
         tmp = Path(tmp_name)
         onnx_path = tmp / "model.fp32.onnx"
+        stage(0)
         exported = export_onnx(module, spec, onnx_path, opset=opset)
+        stage(1)
         lint = lint_tensorrt(onnx_path)
         for finding in lint.errors + lint.warnings:
             logger.warning("TensorRT lint %s: %s", finding.severity, finding.message)
@@ -134,7 +146,9 @@ def export_bundle(
         ]
         if golden_inputs is not None:
             cases.append(("studies", golden_inputs))
+        stage(2)
         parity = check_parity(module, spec, onnx_path, cases, tolerance=tolerance)
+        stage(3)
         golden_source = (
             golden_inputs
             if golden_inputs is not None
@@ -187,5 +201,6 @@ def export_bundle(
             overwrite=overwrite,
             golden=golden,
         )
+    stage(len(stages))
     logger.info("wrote bundle %s (lint ok: %s, parity worst %s)", out.name, lint.ok, parity.worst)
     return bundle

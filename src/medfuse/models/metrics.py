@@ -84,7 +84,9 @@ def severity_mae_ml(
     predicted_log1p: NDArray[np.floating[Any]], true_ml: NDArray[np.floating[Any]]
 ) -> float:
     """Mean absolute error in mL of ``expm1(predicted_log1p)`` (clipped at 0) against ``true_ml``."""
-    pred = np.clip(np.expm1(np.asarray(predicted_log1p, dtype=np.float64).reshape(-1)), 0.0, None)
+    from medfuse.bundle.units import OutputUnit  # the one log1p(mL) -> mL conversion
+
+    pred = OutputUnit("mL", "log1p").convert_array(np.asarray(predicted_log1p).reshape(-1))
     true = np.asarray(true_ml, dtype=np.float64).reshape(-1)
     if pred.shape != true.shape:
         raise UsageError(f"severity_mae_ml: {pred.shape} predictions for {true.shape} targets")

@@ -57,6 +57,7 @@ __all__ = [
     "default_secret_file",
     "discover_or_explain",
     "reason_counts",
+    "refuse_bare_model",
     "screen_studies",
     "secret_from",
 ]
@@ -244,10 +245,14 @@ def screen_studies(
         raise UsageError(
             f"batch size must be >= 1 and workers >= 0, got {batch_size} and {workers}"
         )
-    if not root.is_dir():
+    refuse_bare_model(bundle)
+    if root.is_file():  # the path itself is not echoed: folder names may hold patient names
         raise UsageError(
-            "the studies folder does not exist or is not a folder; give a folder of DICOM files"
+            "the studies path is a file, not a folder; give the folder that holds the study's "
+            "DICOM files (run reads every file under it, any nesting)"
         )
+    if not root.is_dir():
+        raise UsageError("the studies folder does not exist; give a folder of DICOM files")
     check_output_file(out_path, "--out")
     if csv_path is not None and (
         check_output_file(csv_path, "--csv").resolve() == out_path.resolve()
@@ -326,6 +331,28 @@ def screen_studies(
         wall_s=wall_s,
         rescreened=run.rescreened,
     )
+
+
+def refuse_bare_model(bundle: str | Path | None) -> None:
+    """Refuse a missing bundle path or a bare model file (``.onnx``, ``.engine``, ``.pt``, ...)
+    before any work starts (discovery of a large folder takes minutes).
+
+    Screening needs a bundle: the model's spec (inputs, preprocessing, outputs) is in its
+    manifest, not in the model file.
+    """
+    if bundle is None or not isinstance(bundle, str | Path):
+        return
+    path = Path(bundle).expanduser()
+    if not path.exists():
+        from medfuse.bundle import open_bundle
+
+        open_bundle(path)  # raises the one "bundle ... not found" BundleError, full path
+    if path.suffix.lower() in (".onnx", ".engine", ".plan", ".pt", ".pth"):
+        raise UsageError(
+            f"{path} is a bare model file; run needs a bundle (NAME.medfuse directory or zip) "
+            "whose manifest says how to preprocess studies and read the outputs. Make one with "
+            "`medfuse export` (from a PyTorch model) or use the bundle the file came from"
+        )
 
 
 def reason_counts(records: Iterable[ResultRecord]) -> dict[str, int]:

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec
+from medfuse.bundle.units import output_units
 from medfuse.errors import (
     BackendError,
     IncompatibleBundleError,
@@ -56,6 +57,7 @@ from medfuse.runtime.results import (
     error_info,
     fault_error,
 )
+from medfuse.runtime.threads import ThreadPlan, check_threads, plan_threads
 
 if TYPE_CHECKING:  # importing medfuse.runtime.dicom pulls in pydicom; only predict needs it
     from medfuse.runtime.dicom.study import Study
@@ -127,7 +129,15 @@ class Session:
     device:
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     threads:
-        Intra-op threads of the backend (``None``: its default).
+        Intra-op threads of the backend (``None``: sized by the thread policy,
+        :func:`medfuse.runtime.threads.plan_threads`, to the cores the workers leave).
+    workers:
+        Read / preprocessing workers of :meth:`predict_many` (``None``: the thread policy's).
+    pipeline:
+        Whether a read pipeline will feed this session (``predict_many``; the default). With
+        ``False`` (tensors only, ``infer``) the backend gets every core and may spin.
+    cores:
+        Cores this session may use (``None``: all this process may run on).
     graph_optimization:
         ONNX Runtime graph optimisation level: ``"all"``, ``"extended"``, ``"basic"``, ``"disabled"``.
     max_batch:
@@ -153,12 +163,18 @@ class Session:
         device: str = "auto",
         *,
         threads: int | None = None,
+        workers: int | None = None,
+        pipeline: bool = True,
+        cores: int | None = None,
         graph_optimization: str = "all",
         max_batch: int = DEFAULT_MAX_BATCH,
         check_finite: bool = True,
         key_secret: bytes | None = None,
         preprocess: Preprocessor | None = None,
     ) -> None:
+        self.thread_plan: ThreadPlan = plan_threads(
+            cores, workers=workers, intra_op=threads, pipeline=pipeline
+        )
         self._bundle = _open_bundle(bundle)
         self._spec: ModelSpec | None = self._bundle.spec
         self._secret = key_secret
@@ -167,7 +183,8 @@ class Session:
         shapes = {i.name: i.sample_shape() for i in self._spec.inputs} if self._spec else None
         self._backend: Backend = create_backend(
             self.choice,
-            threads=threads,
+            threads=self.thread_plan.intra_op,
+            allow_spinning=self.thread_plan.allow_spinning,
             graph_optimization=graph_optimization,
             sample_shapes=shapes,
             max_batch=max_batch,
@@ -191,7 +208,7 @@ class Session:
             model_sha256=self._variant_sha256(),
             providers=self._backend.providers,
             reason=self.choice.reason,
-            threads=threads,
+            threads=self.thread_plan.intra_op,
             graph_optimization=graph_optimization,
             max_batch=self._backend.max_batch,
         )
@@ -315,7 +332,8 @@ class Session:
         batch_size:
             Studies per inference call (the last batch may be smaller).
         workers:
-            Preprocessing threads (``None``: up to 4; ``0``: preprocess inline, no overlap).
+            Preprocessing threads (``None``: the session's thread plan; ``0``: preprocess
+            inline, no overlap). Bounded by :func:`medfuse.runtime.threads.check_threads`.
 
         Yields
         ------
@@ -333,9 +351,9 @@ class Session:
         if not 1 <= batch_size <= hi:
             raise UsageError(f"batch_size {batch_size} is outside 1..{hi} for this session")
         if workers is None:
-            workers = min(4, os.cpu_count() or 1)
-        if workers < 0:
-            raise UsageError(f"workers must be >= 0, got {workers}")
+            workers = self.thread_plan.workers
+        else:
+            check_threads(workers, "workers", minimum=0)
         return self._pipeline(spec, iter(studies), batch_size, workers)
 
     # -- pipeline -------------------------------------------------------------------------------
@@ -413,6 +431,7 @@ class Session:
                 run_error = exc
             infer_ms = (time.perf_counter() - t0) * 1e3
         n = len(batch.studies)
+        units = output_units(spec.extra)
         for r, (study, row) in enumerate(zip(batch.studies, rows, strict=True)):
             index = batch.start + r
             key = study.key(self._secret) if self._secret else None
@@ -434,7 +453,10 @@ class Session:
             yield StudyResult(
                 index=index,
                 key=key,
-                outputs={o.name: OutputResult.from_row(o, outputs[o.name][r]) for o in spec.outputs},
+                outputs={
+                    o.name: OutputResult.from_row(o, outputs[o.name][r], units.get(o.name))
+                    for o in spec.outputs
+                },
                 provenance=prepared.provenance,
                 timing_ms={
                     **{k: float(v) for k, v in prepared.timing_ms.items()},

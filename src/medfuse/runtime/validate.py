@@ -36,6 +36,7 @@ from medfuse.runtime.backends.select import (
     choose_backend,
     create_backend,
 )
+from medfuse.runtime.threads import check_threads
 
 __all__ = [
     "TOLERANCES",
@@ -378,7 +379,8 @@ def validate_bundle(
     device:
         ``"auto"``, ``"cpu"``, ``"cuda[:N]"``.
     threads:
-        Intra-op threads for the backend.
+        Intra-op threads for the backend (``None``: every core, the thread policy of
+        :mod:`medfuse.runtime.threads`; bounded by its ``check_threads``).
 
     Returns
     -------
@@ -395,6 +397,8 @@ def validate_bundle(
     UsageError
         An unknown variant was asked for.
     """
+    if threads is not None:
+        check_threads(threads, "threads")
     b = _open(bundle)
     golden = _load_golden(b)
     have = tuple(b.precisions)

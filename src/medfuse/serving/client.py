@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from medfuse._deps import require
 from medfuse.bundle.spec import ModelSpec
+from medfuse.bundle.units import output_units
 from medfuse.errors import UsageError
 from medfuse.serving.study import STUDY_RESULT, encode_study_folder
 
@@ -212,7 +213,9 @@ def outputs_to_record(
         model=model,
         outputs={
             o.name: OutputRecord.from_result(
-                OutputResult.from_row(o, np.asarray(outputs[o.name])[row])
+                OutputResult.from_row(
+                    o, np.asarray(outputs[o.name])[row], output_units(spec.extra).get(o.name)
+                )
             )
             for o in spec.outputs
         },

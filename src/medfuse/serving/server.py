@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 
 from medfuse._deps import require
 from medfuse.errors import UsageError
+from medfuse.runtime.threads import available_cores, check_threads
 from medfuse.serving.study import STUDY_RESULT, StudyHandler
 
 __all__ = ["ServeOptions", "parse_batch_sizes", "serve_bundle", "served_model_names"]
@@ -66,6 +67,9 @@ class ServeOptions:
     key_secret_file: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.threads is not None:
+            check_threads(self.threads, "threads")
+        check_threads(self.workers, "workers", minimum=0)
         if self.max_batch < 1 or self.instances < 1 or self.max_queue_delay_us < 0:
             raise UsageError(
                 f"max batch {self.max_batch} and instances {self.instances} must be >= 1 and "
@@ -154,13 +158,20 @@ def serve_bundle(
     secret = _secret(options)
     sessions: list[Any] = []
 
-    def session() -> Any:
+    # Each instance holds a tensor session and a study session: they share the cores (one
+    # thread policy, medfuse.runtime.threads); only the study session has a read pipeline.
+    share = max(1, available_cores() // (2 * options.instances))
+
+    def session(pipeline: bool) -> Any:
         s = Session(
             bundle,
             backend=options.backend,
             precision=options.precision,
             device=options.device,
             threads=options.threads,
+            workers=options.workers if pipeline else 0,
+            pipeline=pipeline,
+            cores=share,
             max_batch=options.max_batch,
             check_finite=False,
         )
@@ -168,9 +179,9 @@ def serve_bundle(
         return s
 
     try:
-        tensor_sessions = [session() for _ in range(options.instances)]
+        tensor_sessions = [session(False) for _ in range(options.instances)]
         study_handlers = [
-            StudyHandler(session(), secret, workers=options.workers)
+            StudyHandler(session(True), secret, workers=options.workers)
             for _ in range(options.instances)
         ]
         spec = tensor_sessions[0].spec
@@ -266,12 +277,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def parse_batch_sizes(text: str | None) -> tuple[int, ...]:
-    """``"4,8"`` → ``(4, 8)``; empty or ``None`` → ``()``."""
-    if not text:
-        return ()
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise UsageError(
-            f"batch sizes {text!r}: give integers separated by commas, e.g. 4,8"
-        ) from None
+    """``"4,8"`` → ``(4, 8)``; empty or ``None`` → ``()``; ``0`` or a negative size is a
+    UsageError (the one parser: :func:`medfuse.runtime.batch_sizes.parse_batch_sizes`)."""
+    from medfuse.runtime.batch_sizes import parse_batch_sizes as parse
+
+    return parse(text, option="--preferred-batch", allow_empty=True)

@@ -140,6 +140,24 @@ def test_no_decoder_names_transfer_syntax_and_package() -> None:
     assert "pylibjpeg-libjpeg" in msg and "python-gdcm" in msg
 
 
+def test_12_bit_jpeg_extended_with_only_pillow_is_a_missing_decoder() -> None:
+    """pydicom's JPEG-lossy.dcm is JPEG Extended with BitsStored 12: Pillow cannot read it, and
+    that is a decoder to install, not a damaged file."""
+    from pydicom.pixels.decoders.base import get_decoder
+    from pydicom.uid import JPEGExtended12Bit
+
+    from medfuse.errors import MissingDecoderError
+
+    plugins = set(get_decoder(JPEGExtended12Bit).available_plugins)
+    if not plugins or not plugins <= {"pillow"}:
+        pytest.skip(f"decoders here: {sorted(plugins) or 'none'} (the case needs Pillow alone)")
+    with pytest.raises(MissingDecoderError) as info:
+        read_frames(_path("JPEG-lossy.dcm"))
+    msg = str(info.value)
+    assert "12-bit" in msg and "pylibjpeg-libjpeg" in msg and "python-gdcm" in msg
+    assert "corrupt" not in msg and "truncated" not in msg
+
+
 def test_rle_decoder_panic_becomes_corrupt_error(tmp_path: Path) -> None:
     """pylibjpeg-rle panics (a pyo3 PanicException, a BaseException) on a bad run length."""
     data = bytearray(Path(_path("MR_small_RLE.dcm")).read_bytes())

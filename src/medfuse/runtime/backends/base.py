@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 32
 
+_MAX_LAYOUTS = 64
+"""Feed layouts remembered as validated per backend (more are validated on every call)."""
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -91,6 +94,9 @@ class Backend(ABC):
         self._pool = BufferPool(self._allocate_checked, self.release_impl)
         self._inputs: tuple[TensorSpec, ...] = ()
         self._outputs: tuple[TensorSpec, ...] = ()
+        # feed layouts (name, type, dtype, shape per feed) already validated → their batch
+        self._layouts: dict[tuple[tuple[Any, ...], ...], int] = {}
+        self._float_inputs: tuple[str, ...] = ()
 
     # -- implementation hooks ------------------------------------------------------------------
 
@@ -129,6 +135,8 @@ class Backend(ABC):
         if self._active:
             raise BackendError(f"{self.name} backend is already active")
         self._inputs, self._outputs = self.activate_impl()
+        self._layouts.clear()
+        self._float_inputs = tuple(t.name for t in self._inputs if t.dtype.kind == "f")
         self._active = True
         logger.info(
             "%s backend active: inputs %s; outputs %s",
@@ -143,6 +151,7 @@ class Backend(ABC):
             return
         self._pool.clear()
         self.deactivate_impl()
+        self._layouts.clear()
         self._active = False
 
     def __enter__(self) -> Backend:
@@ -218,12 +227,17 @@ class Backend(ABC):
             ``[min_batch, max_batch]``, or non-finite values.
         """
         self._require_active()
-        batch = self._validate_feeds(feeds)
+        batch = self._layout_batch(feeds)
         buffers = self._pool.get(batch, 0)
         for name, dst in buffers.inputs.items():
             src = feeds[name]
             if src is not dst:
                 np.copyto(dst, src)
+        if self._check_finite:
+            # on the copies: they are in cache now (and a feed cannot change under the check)
+            inputs = buffers.inputs
+            for name in self._float_inputs:
+                _check_finite(name, inputs[name])
         self.execute_impl(buffers)
         return dict(buffers.outputs)
 
@@ -246,8 +260,27 @@ class Backend(ABC):
             allowed = str(lo) if lo == hi else f"{lo}..{hi}"
             raise BackendError(f"batch size {batch} is not allowed; this model accepts {allowed}")
 
+    def _layout_batch(self, feeds: Mapping[str, NDArray[Any]]) -> int:
+        """The batch size of ``feeds``, validated once per feed layout.
+
+        A layout is the names, array types, dtypes and shapes of the feeds; the first call with
+        a layout runs :meth:`_validate_feeds` (names, types, shapes, batch bounds), later calls
+        with the same layout cost one dictionary look-up. Values (finiteness) are checked on
+        every call by :meth:`infer`.
+        """
+        try:
+            key = tuple([(n, type(a), a.dtype, a.shape) for n, a in feeds.items()])
+        except (AttributeError, TypeError):  # not a mapping of arrays: the full check says why
+            return self._validate_feeds(feeds)
+        batch = self._layouts.get(key)
+        if batch is None:
+            batch = self._validate_feeds(feeds)
+            if len(self._layouts) < _MAX_LAYOUTS:
+                self._layouts[key] = batch
+        return batch
+
     def _validate_feeds(self, feeds: Mapping[str, NDArray[Any]]) -> int:
-        """Check names, types, shapes, batch and finiteness; return the batch size."""
+        """Check names, types, shapes and batch; return the batch size."""
         if not isinstance(feeds, Mapping):
             raise BackendError(
                 f"feeds must be a mapping of input name to array, got {type(feeds).__name__}"
@@ -286,8 +319,6 @@ class Backend(ABC):
                     f"input {spec.name!r}: batch {arr.shape[0]} differs from the other "
                     f"inputs' batch {batch}; all inputs need the same batch size"
                 )
-            if self._check_finite and arr.dtype.kind == "f":
-                _check_finite(spec.name, arr)
         self._check_batch(batch)
         return batch
 

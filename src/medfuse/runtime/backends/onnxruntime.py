@@ -23,6 +23,7 @@ import numpy as np
 from medfuse.errors import BackendError, MissingDependencyError, UsageError
 from medfuse.runtime.backends.base import DEFAULT_MAX_BATCH, Backend, TensorSpec
 from medfuse.runtime.buffers import BufferSet, aligned_empty
+from medfuse.runtime.threads import plan_threads
 
 __all__ = ["GRAPH_OPTIMIZATION_LEVELS", "OnnxRuntimeBackend", "ort_providers"]
 
@@ -71,7 +72,12 @@ class OnnxRuntimeBackend(Backend):
     device:
         ``"cpu"`` or ``"cuda:N"``.
     threads:
-        Intra-op threads (``None``: ONNX Runtime's default, one per physical core).
+        Intra-op threads (``None``: every available core, see
+        :func:`medfuse.runtime.threads.plan_threads`). Always set explicitly, so ONNX Runtime
+        does not pin its threads to cores. Bounded by :func:`~medfuse.runtime.threads.check_threads`.
+    allow_spinning:
+        Whether idle intra-op threads spin-wait (``False`` while a read pipeline shares the
+        cores: ``session.intra_op.allow_spinning = "0"``).
     graph_optimization:
         ``"all"`` (default), ``"extended"``, ``"basic"`` or ``"disabled"``.
     sample_shapes:
@@ -89,6 +95,7 @@ class OnnxRuntimeBackend(Backend):
         *,
         device: str = "cpu",
         threads: int | None = None,
+        allow_spinning: bool = True,
         graph_optimization: str = "all",
         sample_shapes: Mapping[str, Sequence[int]] | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
@@ -100,11 +107,12 @@ class OnnxRuntimeBackend(Backend):
                 f"graph_optimization {graph_optimization!r} is not one of "
                 f"{', '.join(GRAPH_OPTIMIZATION_LEVELS)}"
             )
-        if threads is not None and threads < 1:
-            raise UsageError(f"threads must be at least 1 (or None for the default), got {threads}")
+        plan = plan_threads(intra_op=threads, pipeline=False, allow_spinning=allow_spinning)
         self.model = Path(model)
         self.device = device
-        self.threads = threads
+        self.threads = plan.intra_op
+        self.inter_op_threads = plan.inter_op
+        self.allow_spinning = plan.allow_spinning
         self.graph_optimization = graph_optimization
         self._sample_shapes = {k: tuple(int(d) for d in v) for k, v in (sample_shapes or {}).items()}
         self._session: Any = None
@@ -147,8 +155,11 @@ class OnnxRuntimeBackend(Backend):
             "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         }
         opts.graph_optimization_level = levels[self.graph_optimization]
-        if self.threads is not None:
-            opts.intra_op_num_threads = self.threads
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = self.inter_op_threads
+        opts.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if self.allow_spinning else "0"
+        )
         opts.log_severity_level = 3  # errors only: ORT warnings go to stderr, not our logs
         try:
             session = ort.InferenceSession(
@@ -168,12 +179,14 @@ class OnnxRuntimeBackend(Backend):
         inputs = tuple(self._fix_input(_spec(x)) for x in session.get_inputs())
         outputs = tuple(_spec(x) for x in session.get_outputs())
         logger.info(
-            "onnxruntime %s: %s on %s, providers %s, threads %s, graph optimisation %s",
+            "onnxruntime %s: %s on %s, providers %s, threads %d (spinning %s), graph "
+            "optimisation %s",
             ort.__version__,
             self.model.name,
             self.device,
             ",".join(active),
-            self.threads or "default",
+            self.threads,
+            "on" if self.allow_spinning else "off",
             self.graph_optimization,
         )
         return inputs, outputs

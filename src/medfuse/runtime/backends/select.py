@@ -35,6 +35,7 @@ from medfuse._deps import require
 from medfuse.errors import BackendError, MissingDependencyError, UsageError
 from medfuse.runtime.backends.base import DEFAULT_MAX_BATCH, Backend
 from medfuse.runtime.backends.onnxruntime import OnnxRuntimeBackend, ort_providers
+from medfuse.runtime.threads import check_threads
 
 __all__ = [
     "BACKENDS",
@@ -262,17 +263,21 @@ def create_backend(
     choice: BackendChoice,
     *,
     threads: int | None = None,
+    allow_spinning: bool = True,
     graph_optimization: str = "all",
     sample_shapes: Mapping[str, Sequence[int]] | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
     check_finite: bool = True,
 ) -> Backend:
-    """Construct (not yet activate) the backend for ``choice``."""
+    """Construct (not yet activate) the backend for ``choice`` (``threads`` bounded first)."""
+    if threads is not None:
+        check_threads(threads, "threads")
     if choice.backend == "onnxruntime":
         return OnnxRuntimeBackend(
             choice.model_path,
             device=choice.device,
             threads=threads,
+            allow_spinning=allow_spinning,
             graph_optimization=graph_optimization,
             sample_shapes=sample_shapes,
             max_batch=max_batch,

@@ -261,8 +261,17 @@ def _check_length(ds: Dataset, tsyntax: UID) -> None:
         )
 
 
-def check_decoder(tsyntax: UID) -> None:
-    """Raise :class:`MissingDecoderError` (naming the package) unless ``tsyntax`` can be decoded."""
+_JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+# Plugins that decode only 8-bit samples of JPEG Extended (Pillow's libjpeg build).
+_EIGHT_BIT_JPEG_PLUGINS = frozenset({"pillow"})
+
+
+def check_decoder(tsyntax: UID, bits_stored: int | None = None) -> None:
+    """Raise :class:`MissingDecoderError` (naming the package) unless ``tsyntax`` can be decoded.
+
+    With ``bits_stored``: 12-bit JPEG Extended (``1.2.840.10008.1.2.4.51``) needs a decoder
+    that reads 12-bit samples; Pillow, often the only one installed, reads 8-bit ones only.
+    """
     from pydicom.pixels.decoders.base import get_decoder
 
     name = tsyntax.name if tsyntax.is_transfer_syntax else "an unknown transfer syntax"
@@ -281,6 +290,19 @@ def check_decoder(tsyntax: UID) -> None:
         )
         raise MissingDecoderError(
             f"no decoder is installed for {name}; install {package} (pip install {package.split()[0]})"
+        )
+    plugins = set(getattr(decoder, "available_plugins", ()) or ())
+    if (
+        str(tsyntax) == _JPEG_EXTENDED
+        and bits_stored is not None
+        and bits_stored > 8
+        and plugins
+        and plugins <= _EIGHT_BIT_JPEG_PLUGINS
+    ):
+        raise MissingDecoderError(
+            f"no decoder is installed for {bits_stored}-bit {name} (Pillow, installed, reads "
+            "only 8-bit samples); install pylibjpeg-libjpeg (GPLv3) or python-gdcm "
+            "(pip install pylibjpeg-libjpeg)"
         )
 
 
@@ -350,7 +372,7 @@ def decode(ds: Dataset) -> NDArray[Any]:
     native = _native_pixels(ds, tsyntax, frames, rows, cols)
     if native is not None:
         return native
-    check_decoder(tsyntax)
+    check_decoder(tsyntax, int(ds.get("BitsStored", 0) or 0) or None)
     try:
         with reading():
             arr = ds.pixel_array

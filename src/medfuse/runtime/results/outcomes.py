@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import OutputSpec
+from medfuse.bundle.units import OutputUnit
 from medfuse.errors import ManifestError
 from medfuse.runtime.results.provenance import Provenance
 
@@ -70,10 +71,14 @@ class OutputResult:
     labels: tuple[str, ...]
     values: tuple[float, ...]
     raw: tuple[float, ...]
+    unit: OutputUnit | None = None
 
     @classmethod
-    def from_row(cls, spec: OutputSpec, row: NDArray[Any]) -> OutputResult:
-        """Build from one output row (copied out of the reused buffer)."""
+    def from_row(
+        cls, spec: OutputSpec, row: NDArray[Any], unit: OutputUnit | None = None
+    ) -> OutputResult:
+        """Build from one output row (copied out of the reused buffer); ``unit``: the
+        output's unit from the spec (:func:`medfuse.bundle.units.output_units`)."""
         flat = np.asarray(row, dtype=np.float64).reshape(-1)
         act = apply_activation(flat, spec.activation) if flat.size else flat
         return cls(
@@ -84,7 +89,13 @@ class OutputResult:
             labels=spec.labels,
             values=tuple(float(v) for v in act),
             raw=tuple(float(v) for v in flat),
+            unit=unit if spec.kind != "classification" else None,
         )
+
+    @property
+    def in_unit(self) -> tuple[float | None, ...]:
+        """The values in the output's unit (empty without one)."""
+        return () if self.unit is None else tuple(self.unit.convert(v) for v in self.values)
 
     @property
     def top_index(self) -> int | None:

@@ -63,11 +63,18 @@ class OutputRecord:
     probability: float | None = None
     probabilities: Mapping[str, float | None] = field(default_factory=dict)
     values: tuple[float | None, ...] = ()
+    unit: str | None = None
+    in_unit: tuple[float | None, ...] = ()
 
     @property
     def value(self) -> float | None:
         """The value of a one-number output (regression), else None."""
         return self.values[0] if len(self.values) == 1 else None
+
+    @property
+    def value_in_unit(self) -> float | None:
+        """The one-number output in its unit (:attr:`unit`), else None."""
+        return self.in_unit[0] if len(self.in_unit) == 1 else None
 
     @classmethod
     def from_result(cls, out: OutputResult) -> OutputRecord:
@@ -81,7 +88,12 @@ class OutputRecord:
                 probability=_num(out.top_score),
                 probabilities=dict(zip(labels, values, strict=False)),
             )
-        return cls(kind=out.kind, values=values)
+        return cls(
+            kind=out.kind,
+            values=values,
+            unit=None if out.unit is None else out.unit.unit,
+            in_unit=tuple(_num(v) for v in out.in_unit),
+        )
 
     def to_json(self) -> dict[str, Any]:
         if self.kind == "classification":
@@ -91,9 +103,18 @@ class OutputRecord:
                 "probability": self.probability,
                 "probabilities": dict(self.probabilities),
             }
+        d: dict[str, Any] = {"kind": self.kind}
         if len(self.values) == 1:
-            return {"kind": self.kind, "value": self.values[0]}
-        return {"kind": self.kind, "values": list(self.values)}
+            d["value"] = self.values[0]
+        else:
+            d["values"] = list(self.values)
+        if self.unit is not None:
+            d["unit"] = self.unit
+            if len(self.in_unit) == 1:
+                d["value_in_unit"] = self.in_unit[0]
+            else:
+                d["values_in_unit"] = list(self.in_unit)
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> OutputRecord:
@@ -109,9 +130,21 @@ class OutputRecord:
                 probability=_num(d.get("probability")),
                 probabilities=probs,
             )
+        unit = d.get("unit")
+        if "value_in_unit" in d:
+            in_unit: tuple[float | None, ...] = (_num(d["value_in_unit"]),)
+        else:
+            in_unit = tuple(_num(v) for v in d.get("values_in_unit") or ())
         if "value" in d:
-            return cls(kind=kind, values=(_num(d["value"]),))
-        return cls(kind=kind, values=tuple(_num(v) for v in d.get("values") or ()))
+            values: tuple[float | None, ...] = (_num(d["value"]),)
+        else:
+            values = tuple(_num(v) for v in d.get("values") or ())
+        return cls(
+            kind=kind,
+            values=values,
+            unit=str(unit) if isinstance(unit, str) else None,
+            in_unit=in_unit if isinstance(unit, str) else (),
+        )
 
 
 @dataclass(frozen=True)
@@ -272,14 +305,30 @@ class ResultRecord:
         out = self.classification()
         return None if out is None else out.probability
 
-    @property
-    def severity(self) -> float | None:
-        """The ``severity`` output's value (else the first one-number output's)."""
+    def _severity_output(self) -> OutputRecord | None:
         ordered = sorted(self.outputs.items(), key=lambda kv: kv[0] != "severity")
         for _name, out in ordered:
             if out.kind != "classification" and out.values and out.values[0] is not None:
-                return out.values[0]
+                return out
         return None
+
+    @property
+    def severity(self) -> float | None:
+        """The ``severity`` output's model value (else the first one-number output's)."""
+        out = self._severity_output()
+        return None if out is None else out.values[0]
+
+    @property
+    def severity_unit(self) -> str | None:
+        """The unit of :attr:`severity_in_unit` (``"mL"``), or None when the spec gives none."""
+        out = self._severity_output()
+        return None if out is None else out.unit
+
+    @property
+    def severity_in_unit(self) -> float | None:
+        """The severity in its unit (mL for the reference model: what the demo shows)."""
+        out = self._severity_output()
+        return None if out is None or not out.in_unit else out.in_unit[0]
 
     @property
     def error_type(self) -> str | None:
