@@ -112,9 +112,9 @@ def agreement(medfuse_out: str, script_out: str, secret: Path) -> dict[str, int]
     return {"same_top1": same, "script_studies": len(theirs), "medfuse_studies": len(ours)}
 
 
-def stage_bound(studies: Path, tmp: Path, secret: Path) -> dict[str, Any]:
+def stage_bound(studies: Path, tmp: Path, secret: Path, *extra: str) -> dict[str, Any]:
     """Each stage measured alone: a run with no overlap (``--workers 0 --batch 1``)."""
-    stats = run_medfuse(studies, tmp, secret, "--workers", "0", "--batch", "1")
+    stats = run_medfuse(studies, tmp, secret, "--workers", "0", "--batch", "1", *extra)
     s = stats["summary"]
     per_study = {k: float(v) for k, v in s["timing_ms_mean"].items()}
     from medfuse.runtime.dicom import discover_studies
@@ -193,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("~/.cache/medfuse/bench").expanduser())
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--note", default="", help="a note stored with the results")
+    ap.add_argument(
+        "--precision",
+        default="fp32",
+        help="medfuse's variant (default fp32: the script's model; 'auto' for the default pick)",
+    )
     args = ap.parse_args(argv)
 
     from medfuse.bundle import open_bundle
@@ -206,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "run_vs_script",
         "fingerprint": fp,
-        "config": {"patients": args.patients, "rounds": args.rounds, "cores": os.cpu_count()},
+        "config": {
+            "patients": args.patients,
+            "rounds": args.rounds,
+            "cores": os.cpu_count(),
+            "precision": args.precision,
+        },
         "note": args.note,
         "rounds": [],
     }
@@ -220,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             got: dict[str, Any] = {}
             for who in order:
                 got[who] = (
-                    run_medfuse(studies, tmp, secret)
+                    run_medfuse(studies, tmp, secret, "--precision", args.precision)
                     if who == "medfuse"
                     else run_script(studies, bundle, tmp)
                 )
@@ -235,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"agreement {got['agreement']['same_top1']}/{got['agreement']['script_studies']}",
                 file=sys.stderr,
             )
-        bound = stage_bound(studies, tmp, secret)
+        bound = stage_bound(studies, tmp, secret, "--precision", args.precision)
         loops = [g["medfuse"]["summary"]["studies_per_s"] for g in report["rounds"]]
         bound["loop_studies_per_s_median"] = statistics.median(loops)
         bound["efficiency"] = bound["loop_studies_per_s_median"] / bound["bound_studies_per_s"]
@@ -260,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             report["scale_studies"] = []
             for n in (int(x) for x in args.scale.split(",")):
                 folder = studies if n >= args.patients else subset(studies, n, args.workdir)
-                got = run_medfuse(folder, tmp, secret)
+                got = run_medfuse(folder, tmp, secret, "--precision", args.precision)
                 report["scale_studies"].append(
                     {"studies": n, "wall_s": got["wall_s"], "s_per_study": got["wall_s"] / n}
                 )
@@ -268,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
             report["scale_slices"] = []
             for k in (int(x) for x in args.slices.split(",")):
                 folder = make_slices(
-                    studies, k, args.workdir / f"slices-{k}-{args.slice_studies}", args.slice_studies
+                    studies,
+                    k,
+                    args.workdir / f"slices-{k}-{args.slice_studies}",
+                    args.slice_studies,
                 )
-                got = run_medfuse(folder, tmp, secret)
+                got = run_medfuse(folder, tmp, secret, "--precision", args.precision)
                 n = max(got["summary"]["screened"], 1)
                 report["scale_slices"].append(
                     {
