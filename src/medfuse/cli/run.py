@@ -62,6 +62,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", default="auto", help="inference backend: auto, onnxruntime, tensorrt"
     )
+    parser.add_argument(
+        "--masks",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write segmentation label maps as DIR/<study key>.<output>.npy (default: "
+        "per-class fractions and volumes in the results only)",
+    )
     parser.add_argument("--precision", default="auto", help="model variant: auto, fp32, fp16, int8")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             threads=args.threads,
             progress=on_progress,
+            masks_dir=args.masks,
         )
     data = summary.to_dict()
     if args.json:

@@ -35,11 +35,13 @@ from medfuse.runtime.results import (
     ModelInfo,
     ResultRecord,
     ResultsWriter,
+    StudyResult,
     check_output,
     load_or_create_secret,
     read_results,
     write_csv,
 )
+from medfuse.runtime.results.segmentation import write_masks
 
 if TYPE_CHECKING:
     from medfuse.runtime.dicom import Discovery, Study
@@ -174,6 +176,7 @@ def screen_studies(
     device: str = "auto",
     threads: int | None = None,
     progress: Callable[[ScreeningProgress], None] | None = None,
+    masks_dir: str | Path | None = None,
 ) -> ScreeningSummary:
     """Screen every study under ``studies_dir`` and append one JSON line per study to ``out``.
 
@@ -198,6 +201,9 @@ def screen_studies(
         Passed to :class:`medfuse.runtime.session.Session`.
     progress:
         Called after every study with a :class:`ScreeningProgress`.
+    masks_dir:
+        Write each ``ok`` study's segmentation label maps here as ``<study key>.<output>.npy``
+        (uint8, the output's grid); by default masks are summarised in the record only.
 
     Returns
     -------
@@ -256,7 +262,14 @@ def screen_studies(
             model = session.info.model_info()
             with ResultsWriter(out_path, resume=resume) as writer:
                 run = _screen_pending(
-                    session, pending, writer, model, batch_size, workers, progress
+                    session,
+                    pending,
+                    writer,
+                    model,
+                    batch_size,
+                    workers,
+                    progress,
+                    None if masks_dir is None else Path(masks_dir),
                 )
     elif existing is not None and existing.torn_bytes:
         ResultsWriter(out_path, resume=True).open().close()  # repair the torn tail anyway
@@ -336,6 +349,7 @@ def _screen_pending(
     batch_size: int,
     workers: int,
     progress: Callable[[ScreeningProgress], None] | None,
+    masks_dir: Path | None = None,
 ) -> _RunCounts:
     """Run the pending studies through the session, writing one record per study as it comes."""
     run = _RunCounts()
@@ -348,6 +362,8 @@ def _screen_pending(
     for (key, _study), outcome in zip(pending, outcomes, strict=True):
         record = ResultRecord.from_outcome(key, outcome, model)
         writer.write(record)
+        if masks_dir is not None and isinstance(outcome, StudyResult):
+            write_masks(masks_dir, key, outcome.outputs.values())
         if record.ok:
             run.ok += 1
             for stage in _STAGES:

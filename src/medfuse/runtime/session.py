@@ -430,7 +430,16 @@ class Session:
             yield StudyResult(
                 index=index,
                 key=key,
-                outputs={o.name: OutputResult.from_row(o, outputs[o.name][r]) for o in spec.outputs},
+                outputs={
+                    o.name: OutputResult.from_row(
+                        o,
+                        outputs[o.name][r],
+                        voxel_ml=prepared.voxel_ml(tuple(int(d) for d in o.shape[2:]), spec)
+                        if o.kind == "segmentation"
+                        else None,
+                    )
+                    for o in spec.outputs
+                },
                 provenance=prepared.provenance,
                 timing_ms={
                     **{k: float(v) for k, v in prepared.timing_ms.items()},
