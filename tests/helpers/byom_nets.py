@@ -181,3 +181,23 @@ def late_fusion(depth: int = 32, size: int = 64, xray: int = 128, seed: int = 0)
         torch.ones(4, 2),
     )
     return settle_batchnorm(net, example)
+
+
+class TinySegmenter(nn.Module):
+    """A 3-D two-class segmenter whose 'organ' logit follows the CT intensity (not degenerate)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(1, 2, 3, padding=1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[1, 0, 1, 1, 1] = 4.0
+            self.conv.bias.copy_(torch.tensor([0.0, -0.5]))
+
+    def forward(self, ct: torch.Tensor) -> torch.Tensor:
+        return self.conv(ct)
+
+
+def tiny_segmenter() -> nn.Module:
+    """:class:`TinySegmenter` in eval mode."""
+    return TinySegmenter().eval()

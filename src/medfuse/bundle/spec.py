@@ -442,6 +442,7 @@ class InputSpec:
     def from_dict(cls, d: Mapping[str, Any], where: str = "inputs[?]") -> InputSpec:
         pre = _get(d, "preprocessing", where, None)
         scalar = _get(d, "scalar", where, None)
+        role = _choice(_get(d, "role", where, "image"), _ROLES, f"{where}.role")
         shape = _get(d, "shape", where)
         if not isinstance(shape, list | tuple):
             raise ManifestError(f"{where}.shape: expected a list, got {shape!r}")
@@ -450,7 +451,7 @@ class InputSpec:
             shape=tuple(shape),
             dtype=str(_get(d, "dtype", where, "float32")),
             layout=str(_get(d, "layout", where, "")),
-            role=_choice(_get(d, "role", where, "image"), _ROLES, f"{where}.role"),
+            role=role,
             modality=_get(d, "modality", where, None),
             required=bool(_get(d, "required", where, False)),
             preprocessing=None if pre is None else PreprocessRecipe.from_dict(pre, f"{where}.preprocessing"),

@@ -80,13 +80,15 @@ def _export_dynamo(
 ) -> None:
     torch = require("torch", purpose="ONNX export")
     batch = torch.export.Dim(BATCH, min=1, max=65536)
+    # A torch.export archive is exported as the program it is (its own dynamic axes).
+    exported = getattr(module, "exported_program", None)
     program = _quiet_export(
         torch.onnx.export,
-        module,
+        module if exported is None else exported,
         args,
         dynamo=True,
         opset_version=opset,
-        dynamic_shapes=tuple({0: batch} for _ in spec.inputs),
+        dynamic_shapes=None if exported is not None else tuple({0: batch} for _ in spec.inputs),
         input_names=[i.name for i in spec.inputs],
         output_names=[o.name for o in spec.outputs],
         optimize=True,

@@ -110,6 +110,24 @@ def _from_factory(source: str, kwargs: Mapping[str, Any]) -> LoadedModel:
     return LoadedModel(module, "factory", source, extra={"factory_args": dict(kwargs)})
 
 
+def _program_module(torch: Any, program: Any) -> Any:
+    """An ``nn.Module`` calling a torch.export program's module, whose ``eval()`` / ``train()``
+    torch refuses (the program is already specialised to the mode it was exported in). The
+    ONNX export takes the program itself (``exported_program``), with its own dynamic axes."""
+    inner = program.module()
+
+    class ExportedProgramModule(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            object.__setattr__(self, "_inner", inner)  # not a submodule: train() stays here
+            object.__setattr__(self, "exported_program", program)
+
+        def forward(self, *args: Any) -> Any:
+            return self._inner(*args)
+
+    return ExportedProgramModule()
+
+
 def load_model(source: str, factory_args: Mapping[str, Any] | None = None) -> LoadedModel:
     """Load a model from a path or ``module:factory`` (see the module docstring).
 
@@ -141,7 +159,7 @@ def load_model(source: str, factory_args: Mapping[str, Any] | None = None) -> Lo
             raise ExportError(
                 f"{path.name}: torch.export.load failed: {type(exc).__name__}: {str(exc)[:300]}"
             ) from exc
-        return LoadedModel(program.module(), "torch.export", path.name)
+        return LoadedModel(_program_module(torch, program), "torch.export", path.name)
     if _is_torchscript(names):
         try:
             module = torch.jit.load(str(path), map_location="cpu")
