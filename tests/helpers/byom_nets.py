@@ -201,3 +201,32 @@ class TinySegmenter(nn.Module):
 def tiny_segmenter() -> nn.Module:
     """:class:`TinySegmenter` in eval mode."""
     return TinySegmenter().eval()
+
+
+class _NeedsMissingPackage(nn.Module):
+    """Imports a package that is not installed when it runs (as SwinUNETR without einops)."""
+
+    def forward(self, xray: torch.Tensor) -> torch.Tensor:
+        import medfuse_no_such_package  # type: ignore[import-not-found]  # noqa: F401
+
+        return xray.mean(dim=(2, 3))
+
+
+def needs_missing_package() -> nn.Module:
+    """A model whose export fails for a known reason (a missing package)."""
+    return _NeedsMissingPackage()
+
+
+class _DataDependent(nn.Module):
+    """Branches on a tensor's value: torch.export refuses, the TorchScript tracer records one path."""
+
+    def forward(self, xray: torch.Tensor) -> torch.Tensor:
+        pooled = xray.mean(dim=(2, 3))
+        if pooled.sum() > 0:
+            return torch.cat([pooled, -pooled], dim=1)
+        return torch.cat([-pooled, pooled], dim=1)
+
+
+def data_dependent() -> nn.Module:
+    """A model with data-dependent control flow."""
+    return _DataDependent()
