@@ -148,8 +148,11 @@ def run(args: argparse.Namespace) -> int:
     ptable = Table(title=f"parity ONNX Runtime vs PyTorch (tolerance {parity['tolerance']:g})")
     ptable.add_column("output")
     ptable.add_column("worst relative error", justify="right")
+    vacuous = parity.get("degenerate", {})
     for name, value in parity["worst_relative_error"].items():
-        ptable.add_row(name, f"{value:.2e}")
+        ptable.add_row(
+            name, f"{value:.2e}" + (" (vacuous: see warning)" if name in vacuous else "")
+        )
     out.print(ptable)
     size = sum(p.stat().st_size for p in bundle.path.rglob("*") if p.is_file())
     out.print(
