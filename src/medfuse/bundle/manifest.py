@@ -8,8 +8,12 @@ Layout of the JSON document (schema version 1)::
       "variants":   {precision: {"file", "sha256", "accuracy", "calibration", ...}},
       "engines":    {cache key: {"file", "sha256", "variant", "tensorrt_version", ...}},
       "artifacts":  {relative path: sha256}   (every file of the bundle but the manifest),
-      "provenance": {"medfuse_version", "created_at", "torch_version", ...}
+      "provenance": {"medfuse_version", "created_at", "torch_version", ...},
+      "golden":     {"file", "rows": {source: n}, "reference", "written_by"}   (optional)
     }
+
+A variant may carry ``tolerance`` (``{"max_abs_rel", "min_top1", "basis"}``): what
+``medfuse validate`` allows it, derived by ``medfuse quantize`` from the drift it measured.
 
 Reading is strict about the fields this version knows (a wrong type, a missing required field or
 a value outside its set is a :class:`~medfuse.errors.ManifestError` naming the field) and lenient
@@ -38,9 +42,11 @@ from medfuse.bundle.spec import ModelSpec
 from medfuse.errors import IncompatibleBundleError, ManifestError
 
 __all__ = [
+    "GOLDEN_SOURCES",
     "MANIFEST_NAME",
     "SCHEMA_VERSION",
     "EngineRecord",
+    "GoldenRecord",
     "Manifest",
     "Provenance",
     "Variant",
@@ -60,7 +66,18 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _CC_RE = re.compile(r"^\d+\.\d+$")
 _VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+-]{0,39}$")
 
-_TOP_KEYS = ("schema_version", "model", "variants", "engines", "artifacts", "provenance")
+_TOP_KEYS = (
+    "schema_version",
+    "model",
+    "variants",
+    "engines",
+    "artifacts",
+    "provenance",
+    "golden",
+)
+GOLDEN_SOURCES = ("studies", "calibration", "random")
+"""Where golden rows come from: studies given to export, quantize's calibration studies, or
+random N(0, 1) tensors (which make the INT8 tolerances meaningless)."""
 
 
 def _utc_now() -> str:
@@ -191,9 +208,10 @@ class Variant:
     sha256: str
     accuracy: Mapping[str, Any] = field(default_factory=dict)
     calibration: Mapping[str, Any] | None = None
+    tolerance: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    _KNOWN = ("precision", "file", "sha256", "accuracy", "calibration")
+    _KNOWN = ("precision", "file", "sha256", "accuracy", "calibration", "tolerance")
 
     def __post_init__(self) -> None:
         where = f"variants[{self.precision!r}]"
@@ -203,6 +221,9 @@ class Variant:
         object.__setattr__(self, "accuracy", _frozen(self.accuracy))
         if self.calibration is not None:
             object.__setattr__(self, "calibration", _frozen(self.calibration))
+        if self.tolerance is not None:
+            _check_tolerance(self.tolerance, f"{where}.tolerance")
+            object.__setattr__(self, "tolerance", _frozen(self.tolerance))
         object.__setattr__(self, "extra", _frozen(self.extra))
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,6 +234,8 @@ class Variant:
             "accuracy": _plain(self.accuracy),
             "calibration": None if self.calibration is None else _plain(self.calibration),
         }
+        if self.tolerance is not None:
+            out["tolerance"] = _plain(self.tolerance)
         out.update(_plain(self.extra))
         return out
 
@@ -236,6 +259,87 @@ class Variant:
             )
             or {},
             calibration=_field(d, "calibration", where, Mapping, required=False, what="an object"),
+            tolerance=_field(d, "tolerance", where, Mapping, required=False, what="an object"),
+            extra=_extra(d, cls._KNOWN),
+        )
+
+
+def _check_tolerance(t: Mapping[str, Any], where: str) -> None:
+    """``max_abs_rel`` a positive number; ``min_top1`` null or within [0, 1]."""
+    rel = t.get("max_abs_rel")
+    if isinstance(rel, bool) or not isinstance(rel, int | float) or not rel > 0:
+        raise ManifestError(f"{where}.max_abs_rel: expected a positive number, got {shown(rel)}")
+    top1 = t.get("min_top1")
+    if top1 is not None and (
+        isinstance(top1, bool) or not isinstance(top1, int | float) or not 0 <= top1 <= 1
+    ):
+        raise ManifestError(f"{where}.min_top1: expected null or 0..1, got {shown(top1)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoldenRecord:
+    """Where the rows of ``golden.npz`` came from.
+
+    ``rows`` counts rows per source (:data:`GOLDEN_SOURCES`); ``reference`` says what computed
+    the stored outputs (``"pytorch"`` at export, ``"onnxruntime-fp32"`` for rows ``quantize``
+    added); ``written_by`` is the verb that last wrote the file.
+    """
+
+    rows: Mapping[str, int]
+    reference: str
+    written_by: str
+    file: str = "golden.npz"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KNOWN = ("file", "rows", "reference", "written_by")
+
+    def __post_init__(self) -> None:
+        check_relative_path(self.file, "golden.file")
+        for src, n in self.rows.items():
+            if src not in GOLDEN_SOURCES:
+                raise ManifestError(
+                    f"golden.rows: {src!r} is not a golden source; use {', '.join(GOLDEN_SOURCES)}"
+                )
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ManifestError(f"golden.rows[{src!r}]: expected a count >= 0, got {shown(n)}")
+        object.__setattr__(self, "rows", _frozen({k: v for k, v in self.rows.items() if v}))
+        object.__setattr__(self, "extra", _frozen(self.extra))
+
+    @property
+    def count(self) -> int:
+        """Rows in the file."""
+        return sum(self.rows.values())
+
+    @property
+    def source(self) -> str:
+        """The sources joined with ``+`` in :data:`GOLDEN_SOURCES` order (e.g. ``"studies+calibration"``)."""
+        return "+".join(s for s in GOLDEN_SOURCES if self.rows.get(s)) or "none"
+
+    @property
+    def random(self) -> bool:
+        """Whether any row is random (not a preprocessed study)."""
+        return bool(self.rows.get("random"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        out: dict[str, Any] = {
+            "file": self.file,
+            "rows": dict(self.rows),
+            "reference": self.reference,
+            "written_by": self.written_by,
+        }
+        out.update(_plain(self.extra))
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "golden") -> GoldenRecord:
+        """Parse the manifest's ``golden`` object."""
+        d = _object(d, where)
+        return cls(
+            file=check_relative_path(_field(d, "file", where, str), f"{where}.file"),
+            rows=dict(_field(d, "rows", where, Mapping, what="an object")),
+            reference=_field(d, "reference", where, str),
+            written_by=_field(d, "written_by", where, str),
             extra=_extra(d, cls._KNOWN),
         )
 
@@ -421,6 +525,7 @@ class Manifest:
     provenance: Provenance
     artifacts: Mapping[str, str] = field(default_factory=dict)
     engines: Mapping[str, EngineRecord] = field(default_factory=dict)
+    golden: GoldenRecord | None = None
     schema_version: int = SCHEMA_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -457,6 +562,15 @@ class Manifest:
         object.__setattr__(self, "artifacts", _frozen(self.artifacts))
         object.__setattr__(self, "extra", _frozen(self.extra))
 
+    @property
+    def golden_source(self) -> str:
+        """Where ``golden.npz``'s rows came from: the golden record's source, else (a bundle
+        written before the record) what the provenance says, else ``"unknown"``."""
+        if self.golden is not None:
+            return self.golden.source
+        said = self.provenance.extra.get("golden_source")
+        return said if said in GOLDEN_SOURCES else "unknown"
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, unknown top-level fields included."""
         out: dict[str, Any] = {
@@ -467,6 +581,8 @@ class Manifest:
             "artifacts": dict(sorted(self.artifacts.items())),
             "provenance": self.provenance.to_dict(),
         }
+        if self.golden is not None:
+            out["golden"] = self.golden.to_dict()
         out.update(_plain(self.extra))
         return out
 
@@ -515,6 +631,7 @@ class Manifest:
             provenance=Provenance.from_dict(
                 _field(d, "provenance", "manifest", Mapping, what="an object")
             ),
+            golden=None if d.get("golden") is None else GoldenRecord.from_dict(d["golden"]),
             extra=_extra(d, _TOP_KEYS),
         )
 

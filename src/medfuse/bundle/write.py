@@ -32,6 +32,7 @@ from medfuse.bundle.integrity import sha256_file
 from medfuse.bundle.manifest import (
     MANIFEST_NAME,
     EngineRecord,
+    GoldenRecord,
     Manifest,
     Provenance,
     Variant,
@@ -68,6 +69,7 @@ class VariantSource:
     path: Path
     accuracy: Mapping[str, Any] = field(default_factory=dict)
     calibration: Mapping[str, Any] | None = None
+    tolerance: Mapping[str, Any] | None = None
 
 
 def variant_filename(precision: str) -> str:
@@ -185,6 +187,7 @@ def write_bundle(
     files: Mapping[str, Path] | None = None,
     provenance: Provenance,
     overwrite: bool = False,
+    golden: GoldenRecord | None = None,
 ) -> Bundle:
     """Write a new bundle directory: copy the artifacts, hash them, write ``manifest.json``.
 
@@ -204,6 +207,8 @@ def write_bundle(
         Tool versions, opset, training config hash, date.
     overwrite:
         Replace an existing bundle at ``out`` (atomically) instead of refusing.
+    golden:
+        Where the rows of ``golden.npz`` (given in ``files``) came from.
 
     Returns
     -------
@@ -245,12 +250,14 @@ def write_bundle(
                     sha256=artifacts[variant_filename(p)],
                     accuracy=s.accuracy,
                     calibration=s.calibration,
+                    tolerance=s.tolerance,
                 )
                 for p, s in variants.items()
             },
             engines={},
             artifacts=artifacts,
             provenance=provenance,
+            golden=golden,
         )
         write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
         _place(tmp, out, overwrite=overwrite)
@@ -289,6 +296,7 @@ def update_bundle(
     add_files: Mapping[str, Path] | None = None,
     add_engines: Mapping[str, tuple[EngineRecord, Path]] | None = None,
     remove_variants: Iterable[str] = (),
+    golden: GoldenRecord | None = None,
 ) -> Bundle:
     """Add (or replace) variants, files and engines in a bundle; remove variants.
 
@@ -309,6 +317,9 @@ def update_bundle(
         record's ``file`` and ``sha256`` are filled in.
     remove_variants:
         Precisions to drop, with their files and the engines built from them.
+    golden:
+        A new record of where ``golden.npz`` came from (give the file in ``add_files``);
+        ``None`` keeps the current record.
 
     Returns
     -------
@@ -386,6 +397,7 @@ def update_bundle(
             sha256=hashes[variant_filename(p)],
             accuracy=s.accuracy,
             calibration=s.calibration,
+            tolerance=s.tolerance,
         )
     for key, (record, _) in add_engines.items():
         rel = engine_filename(key)
@@ -395,7 +407,13 @@ def update_bundle(
         rel: sha for rel, sha in current.artifacts.items() if rel in keep or rel not in referenced
     }
     artifacts.update(hashes)
-    manifest = dataclasses.replace(current, variants=variants, engines=engines, artifacts=artifacts)
+    manifest = dataclasses.replace(
+        current,
+        variants=variants,
+        engines=engines,
+        artifacts=artifacts,
+        golden=golden if golden is not None else current.golden,
+    )
     _drop_signature(bundle.path)
     write_text_atomic(bundle.path / MANIFEST_NAME, manifest.to_json())
     for rel in sorted(set(current.artifacts) - set(artifacts)):

@@ -21,6 +21,7 @@ from medfuse.calibration.candidates import (
     sensitive_nodes,
 )
 from medfuse.calibration.config import QuantizeConfig
+from medfuse.calibration.golden import GoldenSet, derive_tolerance, refresh_golden
 from medfuse.calibration.int8 import check_quantizable
 from medfuse.calibration.ranges import CalibrationRanges, calibrate_ranges
 from medfuse.calibration.reader import load_heldout, scan_studies
@@ -133,11 +134,13 @@ def quantize_bundle(
         held = load_heldout(
             Path(heldout), b.spec, calibration_keys=studies.keys, class_labels=out_labels
         )
+    say("refreshing golden vectors from the calibration studies")
+    golden = refresh_golden(b, studies, fp32)
     ranges = None
     if config.int8_precisions:
         say("calibrating")
         ranges = calibrate_ranges(fp32, fp32_sha, studies, b.spec, config)
-    run = CandidateRun(b, fp32, config, held)
+    run = CandidateRun(b, fp32, config, held, golden.inputs)
     outcomes: dict[str, VariantOutcome] = {}
     with tempfile.TemporaryDirectory(prefix="medfuse-quantize-") as tmp_name:
         tmp = Path(tmp_name)
@@ -152,23 +155,36 @@ def quantize_bundle(
         if "fp16" in config.precisions:
             say("making fp16")
             outcomes["fp16"] = fp16_candidate(run, tmp)
-        report = _report(b, config, ranges, outcomes, run)
+        tolerances = {
+            p: derive_tolerance(p, b.spec, run.reference, v.details["outputs"], golden)
+            for p, v in outcomes.items()
+            if v.passed and "outputs" in v.details
+        }
+        report = _report(b, config, ranges, outcomes, run, golden, tolerances)
         passed = all(v.passed for v in outcomes.values())
         written = [p for p, v in outcomes.items() if v.passed and v.path is not None]
         if written:
             files = _report_files(tmp, report, outcomes, run, config)
+            refit = _refit_kept_variants(b, run, golden, set(outcomes)) if golden.changed else {}
+            if golden.changed:
+                files["golden.npz"] = golden.write(tmp / "golden.npz")
             calib_prov = ranges.provenance() if ranges else None
             b = update_bundle(
                 b,
                 add_variants={
-                    p: VariantSource(
-                        outcomes[p].path,  # type: ignore[arg-type]  # checked in `written`
-                        accuracy=_accuracy(outcomes[p]),
-                        calibration=calib_prov if p.startswith("int8") else None,
-                    )
-                    for p in written
+                    **refit,
+                    **{
+                        p: VariantSource(
+                            outcomes[p].path,  # type: ignore[arg-type]  # checked in `written`
+                            accuracy=_accuracy(outcomes[p]),
+                            calibration=calib_prov if p.startswith("int8") else None,
+                            tolerance=tolerances.get(p),
+                        )
+                        for p in written
+                    },
                 },
                 add_files=files,
+                golden=golden.record if golden.changed else None,
             )
         if not passed:
             logger.warning(
@@ -177,6 +193,26 @@ def quantize_bundle(
                 f" (written: {written})" if written else " (the bundle is unchanged)",
             )
     return QuantizeResult(passed, outcomes, report, b, ranges)
+
+
+def _refit_kept_variants(
+    b: Bundle, run: CandidateRun, golden: GoldenSet, made: set[str]
+) -> dict[str, VariantSource]:
+    """New tolerances for the quantized variants this run leaves in place: the golden rows
+    change under them, so their tolerance is derived again on the same rows (the file, its
+    accuracy and calibration records stay as they are)."""
+    kept: dict[str, VariantSource] = {}
+    for p, v in b.manifest.variants.items():
+        if p == "fp32" or p in made:
+            continue
+        _, out = run.gate(b.variant_file(p))
+        kept[p] = VariantSource(
+            b.variant_file(p),
+            accuracy=dict(v.accuracy),
+            calibration=None if v.calibration is None else dict(v.calibration),
+            tolerance=derive_tolerance(p, b.spec, run.reference, out, golden),
+        )
+    return kept
 
 
 def _accuracy(v: VariantOutcome) -> dict[str, Any]:
@@ -193,6 +229,8 @@ def _report(
     ranges: CalibrationRanges | None,
     outcomes: Mapping[str, VariantOutcome],
     run: CandidateRun,
+    golden: GoldenSet,
+    tolerances: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
     variants: dict[str, Any] = {}
     for p, v in outcomes.items():
@@ -204,6 +242,8 @@ def _report(
         entry.update({k: x for k, x in v.details.items() if k != "outputs"})
         if v.path is not None:
             entry["size_bytes"] = v.path.stat().st_size
+        if p in tolerances:
+            entry["validate_tolerance"] = dict(tolerances[p])
         variants[p] = entry
     return {
         "model": b.spec.name,
@@ -217,6 +257,7 @@ def _report(
             "samples": int(next(iter(run.feeds.values())).shape[0]),
             "heldout": run.n_heldout,
         },
+        "golden": {**golden.record.to_dict(), "refreshed": golden.changed},
         "variants": variants,
     }
 

@@ -112,10 +112,17 @@ class CandidateRun:
     """State of one quantization run (the FP32 reference outputs, the evaluation set)."""
 
     def __init__(
-        self, bundle: Bundle, fp32: Path, config: QuantizeConfig, heldout: HeldoutSet | None
+        self,
+        bundle: Bundle,
+        fp32: Path,
+        config: QuantizeConfig,
+        heldout: HeldoutSet | None,
+        golden: Arrays | None = None,
     ) -> None:
+        """``golden``: the golden input rows to gate on (default: the bundle's ``golden.npz``);
+        they are stacked after the held-out rows."""
         self.bundle, self.fp32, self.config, self.heldout = bundle, fp32, config, heldout
-        golden = _golden(bundle)
+        golden = _golden(bundle) if golden is None else golden
         self.feeds = _concat(heldout.feeds if heldout else {}, golden)
         if not self.feeds:
             raise CalibrationError(

@@ -38,6 +38,14 @@ def _flipped(m: Mapping[str, Any]) -> str:
     return f"{n} ({_fmt(margin)})" if margin is not None else str(n)
 
 
+def _golden_line(golden: Mapping[str, Any] | None) -> str:
+    if not golden:
+        return "Golden vectors: not recorded"
+    rows = ", ".join(f"{n} {src}" for src, n in golden.get("rows", {}).items()) or "none"
+    how = "refreshed by this run" if golden.get("refreshed") else "unchanged"
+    return f"Golden vectors: {rows} ({how}; FP32 outputs from {golden.get('reference')})"
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """A human-readable summary of ``report``."""
     lines = [
@@ -47,6 +55,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"{_fmt(report.get('calibration', {}).get('studies'))} studies, set sha256 "
         f"`{str(report.get('calibration', {}).get('set_sha256', ''))[:16]}…`",
         f"Gate: {report.get('gate', {})}",
+        _golden_line(report.get("golden")),
         "",
         "| variant | passed | output | agreement | flipped (max FP32 margin) | AUROC drop "
         "| MAE change | max drift | mean drift |",
@@ -59,6 +68,25 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"{_flipped(m)} | {_fmt(m.get('auroc_drop', '–'))} | "
                 f"{_fmt(m.get('mae_change', '–'))} | {_fmt(m.get('max_abs_drift'))} | "
                 f"{_fmt(m.get('mean_abs_drift'))} |"
+            )
+    tols = {
+        p: v["validate_tolerance"]
+        for p, v in report.get("variants", {}).items()
+        if v.get("validate_tolerance")
+    }
+    if tols:
+        lines += [
+            "",
+            "## Validation tolerances (max(floor, margin × measured drift / scale))",
+            "",
+            "| variant | measured | margin | floor | allowed | min top-1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for prec, t in tols.items():
+            b = t.get("basis", {})
+            lines.append(
+                f"| {prec} | {_fmt(b.get('measured_max_abs_rel'))} | {_fmt(b.get('margin'))} | "
+                f"{_fmt(b.get('floor'))} | {_fmt(t.get('max_abs_rel'))} | {_fmt(t.get('min_top1'))} |"
             )
     for prec, v in report.get("variants", {}).items():
         if v.get("failures"):

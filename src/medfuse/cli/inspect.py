@@ -54,7 +54,8 @@ def summary(bundle: Bundle, *, verified: bool | None = None) -> dict[str, Any]:
     Keys: ``path``, ``name``, ``version``, ``description``, ``schema_version``, ``sha256``,
     ``zip_sha256`` (a zip's own digest, else ``null``), ``signature`` (``status``, ``key_ids``,
     ``signed_at``, ``trusted``, ``detail``), ``inputs``, ``outputs``, ``variants``, ``engines``,
-    ``artifacts``, ``provenance``, ``verified``.
+    ``artifacts``, ``provenance``, ``golden`` (``source``, ``rows``, ``reference``,
+    ``written_by``, ``random``, ``warning``), ``verified``.
     """
     m = bundle.manifest
     variants = {}
@@ -75,8 +76,27 @@ def summary(bundle: Bundle, *, verified: bool | None = None) -> dict[str, Any]:
         "engines": {k: {"key": k, **e.to_dict()} for k, e in m.engines.items()},
         "artifacts": dict(sorted(m.artifacts.items())),
         "provenance": m.provenance.to_dict(),
+        "golden": golden_summary(bundle),
         "verified": verified,
     }
+
+
+def golden_summary(bundle: Bundle) -> dict[str, Any]:
+    """Where the golden vectors came from, with a warning when they are random or unknown."""
+    m = bundle.manifest
+    source = m.golden_source
+    rec = m.golden.to_dict() if m.golden is not None else {}
+    random = "random" in source.split("+")
+    warning = None
+    if random:
+        warning = (
+            "golden vectors are random N(0, 1) inputs, not studies: `validate` on them says "
+            "little about INT8 variants; re-export with --golden-studies DIR or run "
+            "`medfuse quantize` (it refreshes them from its calibration studies)"
+        )
+    elif source == "unknown":
+        warning = "the bundle does not record where its golden vectors came from"
+    return {"source": source, **rec, "random": random, "warning": warning}
 
 
 def _recipe(spec: InputSpec) -> str:
@@ -193,6 +213,15 @@ def _print_table(bundle: Bundle, verified: bool | None) -> None:
     else:
         console.print("engines: none built yet (`medfuse build` makes one for this device)")
 
+    golden = golden_summary(bundle)
+    rows = ", ".join(f"{n} {s}" for s, n in golden.get("rows", {}).items()) or golden["source"]
+    console.print(
+        f"golden vectors: {rows}"
+        + (f" (outputs from {golden['reference']})" if golden.get("reference") else ""),
+        highlight=False,
+    )
+    if golden["warning"]:
+        console.print(f"[bold yellow]warning:[/] {golden['warning']}", highlight=False)
     prov = m.provenance
     console.print(
         f"provenance: medfuse {prov.medfuse_version}, created {prov.created_at}, "

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 import medfuse
 from medfuse._deps import require
-from medfuse.bundle import Bundle, Provenance, VariantSource, write_bundle
+from medfuse.bundle import Bundle, GoldenRecord, Provenance, VariantSource, write_bundle
 from medfuse.bundle.spec import ModelSpec
 from medfuse.errors import BundleError
 from medfuse.export.inputs import random_inputs, validate_inputs
@@ -84,9 +84,12 @@ def export_bundle(
         Extra JSON-able reports: name → object, written as ``reports/<name>.json`` (e.g. the
         training metrics).
     golden_inputs:
-        Real preprocessed inputs (keys = input names, any batch): used for the parity check and
-        as ``golden.npz``. Random inputs are used when omitted. They are copied into the bundle:
-        give synthetic or de-identified studies only.
+        Real preprocessed inputs (keys = input names, any batch; e.g. from
+        :func:`medfuse.export.study_inputs`, the runtime's own preprocessing): used for the
+        parity check and as ``golden.npz``. Random N(0, 1) inputs are used when omitted, and
+        the manifest's ``golden`` record and ``medfuse inspect`` say so: INT8 tolerances on
+        random inputs mean little (``medfuse quantize`` replaces them with its calibration
+        studies). They are copied into the bundle: give synthetic or de-identified studies only.
     accuracy:
         Figures for the FP32 variant in the manifest (e.g. held-out AUROC and MAE).
     training_config_hash:
@@ -137,7 +140,21 @@ def export_bundle(
             if golden_inputs is not None
             else random_inputs(spec, GOLDEN_BATCH, seed=3)
         )
-        write_golden(module, spec, golden_source, tmp / "golden.npz")
+        written = write_golden(module, spec, golden_source, tmp / "golden.npz")
+        golden = GoldenRecord(
+            rows={
+                "studies" if golden_inputs is not None else "random": int(
+                    written[spec.inputs[0].name].shape[0]
+                )
+            },
+            reference="pytorch",
+            written_by="export",
+        )
+        if golden.random:
+            logger.warning(
+                "golden vectors are random N(0, 1) inputs: validation tolerances on them mean "
+                "little; give real studies (--golden-studies DIR, golden_inputs=)"
+            )
         files: dict[str, Path] = {"golden.npz": tmp / "golden.npz"}
         files["reports/export_lint.json"] = _write_json(
             tmp / "reports" / "export_lint.json", lint.to_dict()
@@ -168,6 +185,7 @@ def export_bundle(
             files=files,
             provenance=provenance,
             overwrite=overwrite,
+            golden=golden,
         )
     logger.info("wrote bundle %s (lint ok: %s, parity worst %s)", out.name, lint.ok, parity.worst)
     return bundle

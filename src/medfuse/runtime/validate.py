@@ -6,7 +6,9 @@ through every requested backend and precision variant here, compares with per-pr
 tolerances, and returns a :class:`ValidationReport` (device fingerprint, bundle and variant
 sha256s, per-output errors, pass/fail) — the API behind ``medfuse validate``.
 
-Tolerances (``scale = max(1, max |reference|)`` of each output):
+Tolerances (``scale = max(1, max |reference|)`` of each output): the variant's own
+``tolerance`` in the manifest when it has one (``medfuse quantize`` derives it from the drift
+its gate measured: :mod:`medfuse.calibration.golden`), else the defaults:
 
 - ``fp32``: max abs error ≤ 1e-4 × scale;
 - ``fp16`` (and other reduced float types): ≤ 1e-2 × scale;
@@ -42,6 +44,7 @@ __all__ = [
     "Tolerance",
     "ValidationReport",
     "device_fingerprint",
+    "output_scale",
     "tolerance_for",
     "validate_bundle",
 ]
@@ -57,9 +60,10 @@ class Tolerance:
 
     max_abs_rel: float
     min_top1: float | None = None
+    source: str = "default"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_abs_rel": self.max_abs_rel, "min_top1": self.min_top1}
+        return {"max_abs_rel": self.max_abs_rel, "min_top1": self.min_top1, "source": self.source}
 
 
 TOLERANCES: Mapping[str, Tolerance] = {
@@ -69,8 +73,16 @@ TOLERANCES: Mapping[str, Tolerance] = {
 }
 
 
-def tolerance_for(precision: str) -> Tolerance:
-    """The tolerance of a variant: ``fp32``, ``int8*`` (any INT8 flavour), else ``fp16``'s."""
+def tolerance_for(precision: str, recorded: Mapping[str, Any] | None = None) -> Tolerance:
+    """The tolerance of a variant: ``recorded`` (the variant's manifest ``tolerance``) when
+    given, else the default of ``fp32``, ``int8*`` (any INT8 flavour), or ``fp16``."""
+    if recorded is not None:
+        top1 = recorded.get("min_top1")
+        return Tolerance(
+            float(recorded["max_abs_rel"]),
+            None if top1 is None else float(top1),
+            source="manifest",
+        )
     if precision == "fp32":
         return TOLERANCES["fp32"]
     if precision.startswith("int8"):
@@ -217,6 +229,12 @@ def _load_golden(bundle: Any) -> dict[str, NDArray[Any]]:
     return arrays
 
 
+def output_scale(reference: NDArray[Any]) -> float:
+    """``max(1, max |reference|)``: what a relative tolerance is multiplied by."""
+    ref = np.asarray(reference, dtype=np.float64)
+    return max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
+
+
 def _compare(
     name: str, got: NDArray[Any], ref: NDArray[Any], kind: str, tol: Tolerance
 ) -> OutputCheck:
@@ -233,7 +251,7 @@ def _compare(
             False,
             f"output {name!r}: shape {list(got64.shape)} != golden {list(ref64.shape)}",
         )
-    scale = max(1.0, float(np.max(np.abs(ref64))) if ref64.size else 1.0)
+    scale = output_scale(ref64)
     allowed = tol.max_abs_rel * scale
     if not np.all(np.isfinite(got64)):
         return OutputCheck(
@@ -256,7 +274,7 @@ def _compare(
     if max_err > allowed:
         problems.append(
             f"output {name!r}: max abs error {max_err:.3g} > allowed {allowed:.3g} "
-            f"({tol.max_abs_rel:g} × scale {scale:.3g})"
+            f"({tol.max_abs_rel:.3g} × scale {scale:.3g}, {tol.source} tolerance)"
         )
     if tol.min_top1 is not None and top1 is not None and top1 < tol.min_top1:
         problems.append(f"output {name!r}: top-1 agreement {top1:.3f} < {tol.min_top1}")
@@ -274,8 +292,8 @@ def _run_one(
     threads: int | None,
 ) -> RunCheck:
     spec = bundle.spec
-    tol = tolerance_for(precision)
     variant = bundle.manifest.variants.get(precision)
+    tol = tolerance_for(precision, getattr(variant, "tolerance", None))
     sha = getattr(variant, "sha256", None)
     t0 = time.perf_counter()
     try:
