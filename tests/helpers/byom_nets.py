@@ -117,21 +117,25 @@ def zero_head_xray(size: int = 128, width: int = 8) -> nn.Module:
 
 
 def monai_densenet_ct(
-    depth: int = 32, size: int = 64, channels: int = 2, seed: int = 0
+    depth: int = 32, size: int = 64, channels: int = 2, seed: int = 0, full: bool = False
 ) -> nn.Module:
-    """MONAI's DenseNet (3-D, DenseNet-121 layout at small widths): a CT classifier."""
-    from monai.networks.nets import DenseNet
+    """MONAI's DenseNet (3-D): DenseNet-121's layout at small widths, or MONAI's own
+    ``DenseNet121`` with ``full=True`` (the benchmark's size)."""
+    from monai.networks.nets import DenseNet, DenseNet121
 
     torch.manual_seed(seed)
-    net = DenseNet(
-        spatial_dims=3,
-        in_channels=channels,
-        out_channels=2,
-        init_features=8,
-        growth_rate=8,
-        block_config=(2, 2, 2),
-        bn_size=2,
-    )
+    if full:
+        net: nn.Module = DenseNet121(spatial_dims=3, in_channels=channels, out_channels=2)
+    else:
+        net = DenseNet(
+            spatial_dims=3,
+            in_channels=channels,
+            out_channels=2,
+            init_features=8,
+            growth_rate=8,
+            block_config=(2, 2, 2),
+            bn_size=2,
+        )
     return settle_batchnorm(net, (torch.randn(4, channels, depth, size, size),))
 
 
