@@ -103,7 +103,9 @@ def _recipe(spec: InputSpec) -> str:
     pre = spec.preprocessing
     if spec.scalar is not None:
         sc = spec.scalar
-        return f"{sc.source} ({sc.parse}), (x − {sc.offset:g}) / {sc.scale:g}, default {sc.default:g}"
+        return (
+            f"{sc.source} ({sc.parse}), (x − {sc.offset:g}) / {sc.scale:g}, default {sc.default:g}"
+        )
     if pre is None:
         return "presence mask" if spec.role == "presence" else "-"
     size = "×".join(str(s) for s in pre.size)
