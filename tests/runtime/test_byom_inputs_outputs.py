@@ -158,3 +158,28 @@ def test_segmentation_run_reports_fractions_and_writes_masks_on_request(
         assert mask.shape == (16, 32, 32) and mask.dtype == np.uint8
         assert mask.mean() == pytest.approx(organs["fractions"]["organ"], abs=1e-6)
     assert len(list(masks.glob("*.npy"))) == len(ok)
+
+
+def test_segmentation_bundle_quantizes_and_validates(studies: Path, tmp_path: Path) -> None:
+    from helpers.byom_nets import tiny_segmenter
+
+    spec = load_spec(ROOT / "docs" / "examples" / "ct-segmentation.json")
+    bundle = export_bundle(tiny_segmenter(), spec, tmp_path / "seg.medfuse")
+    proc = _cli(
+        "quantize",
+        str(bundle.path),
+        "--calib",
+        str(studies),
+        "--precision",
+        "int8",
+        "--target",
+        "cpu",
+        "--min-calib",
+        "3",
+        "--no-plots",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _cli("validate", str(bundle.path), "--backend", "onnxruntime", "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, report.get("failures")
+    assert {c["precision"] for c in report["checks"] if c["passed"]} == {"fp32", "int8-cpu"}
