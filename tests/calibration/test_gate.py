@@ -58,3 +58,41 @@ def test_auroc_drop_and_mae_change() -> None:
     s = res.metrics["outputs"]["severity"]
     assert np.isclose(s["mae_change"], (np.expm1(3.5) - np.expm1(3.0)) / 4)
     assert not res.passed and any("AUROC" in f for f in res.failures)
+
+
+def _chance_case(
+    informative: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """200 samples; FP32 logits informative about the labels (AUROC ≈ 0.9) or pure noise; the
+    candidate's logits are noise either way (a big AUROC drop when FP32 was informative)."""
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 4, 200)
+    noise = rng.standard_normal((200, 4))
+    ref = noise + (np.eye(4)[y] * 2.5 if informative else 0.0)
+    cand = rng.standard_normal((200, 4))
+    sev = np.zeros((200, 1), np.float32)
+    return (
+        {"diagnosis": ref.astype(np.float32), "severity": sev},
+        {"diagnosis": cand.astype(np.float32), "severity": sev},
+        y,
+    )
+
+
+def test_fp32_at_chance_skips_the_auroc_criterion_only() -> None:
+    from medfuse.calibration.gate import at_chance
+
+    gate = GateConfig(min_agreement=0.0, max_auroc_drop=0.01)
+    ref, cand, y = _chance_case(informative=True)
+    res = evaluate_gate(SPEC, ref, cand, gate, diagnosis=y)
+    assert not res.passed and "AUROC drop" in res.failures[0] and not at_chance(res)
+
+    ref, cand, y = _chance_case(informative=False)
+    res = evaluate_gate(SPEC, ref, cand, gate, diagnosis=y)
+    m = res.metrics["outputs"]["diagnosis"]
+    chance = res.metrics["fp32_at_chance"]
+    assert res.passed and at_chance(res) and m["auroc_gated"] is False
+    assert chance["ci95"][0] <= 0.5 <= chance["ci95"][1] or chance["auroc_fp32"] < 0.55
+    assert m["auroc_fp32_ci95"] == chance["ci95"]
+    # agreement still applies at chance
+    strict = evaluate_gate(SPEC, ref, cand, GateConfig(min_agreement=0.99), diagnosis=y)
+    assert not strict.passed and "agreement" in strict.failures[0] and at_chance(strict)

@@ -165,3 +165,41 @@ def test_only_residual_adds_are_quantized(tmp_path: Path) -> None:
     assert dq_fed("residual") == [True, True]
     assert not any(dq_fed("mask_add")) and dq_fed("bias_add")[1] is False
     assert check_qdq(q, excluded=non_residual_adds(model)).ok
+
+
+def _with_int32_bias(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The good model with its Conv bias stored as INT32 behind a DequantizeLinear — what ONNX
+    Runtime's quantizer writes unless told QuantizeBias=False."""
+    g = model.graph
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.arange(4, dtype=np.int32) * 100, "b_q"),
+            numpy_helper.from_array(np.full(4, 0.0005, np.float32), "b_s"),
+        ]
+    )
+    g.node.insert(0, helper.make_node("DequantizeLinear", ["b_q", "b_s"], ["b"], name="dq_b", axis=0))
+    conv = next(n for n in g.node if n.op_type == "Conv")
+    conv.input.append("b")
+    return model
+
+
+def test_int32_bias_dequantize_is_refused_by_checker_and_lint() -> None:
+    from medfuse.export import lint_tensorrt
+
+    model = _with_int32_bias(_model())
+    assert ("dq_b", "dq_input_type") in _rules(model)
+    assert check_qdq(_model()).ok  # the same graph with its bias in float passes
+    lint = lint_tensorrt(model)
+    found = [f for f in lint.findings if f.code == "dq-input-type"]
+    assert not lint.ok and [f.node for f in found] == ["dq_b"]
+    assert "INT32" in found[0].message and "QuantizeBias=False" in found[0].message
+    assert not [f for f in lint_tensorrt(_model()).findings if f.code == "dq-input-type"]
+
+
+def test_uint8_activation_dequantize_is_refused() -> None:
+    model = _model()
+    for init in model.graph.initializer:
+        if init.name == "a_z":
+            init.CopyFrom(numpy_helper.from_array(np.array(0, np.uint8), "a_z"))
+    rules = _rules(model)
+    assert ("dq_x", "dq_input_type") in rules and ("dq_y", "dq_input_type") in rules

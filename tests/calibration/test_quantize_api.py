@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -16,7 +17,9 @@ from medfuse.bundle import open_bundle
 from medfuse.calibration import GateConfig, QuantizeConfig, check_qdq, quantize_bundle
 from medfuse.calibration.config import CpuCandidate
 from medfuse.calibration.reader import scan_studies
+from medfuse.calibration.report import render_markdown
 from medfuse.errors import AccuracyGateError, BundleError, CalibrationError, UsageError
+from medfuse.export.lint import dequantize_input_problems
 from medfuse.models import model_spec
 
 LENIENT = GateConfig(min_agreement=0.75, max_auroc_drop=1.0)
@@ -87,6 +90,12 @@ def test_int8_passes_tensorrt_rules(quantized: tuple[Path, object]) -> None:
     report = check_qdq(open_bundle(path).variant_file("int8"))
     assert report.ok, report.violations
     assert report.quantize_nodes > 0
+    # biases stay float in the TensorRT layout: no DequantizeLinear of an INT32 tensor
+    model = onnx.load(str(open_bundle(path).variant_file("int8")))
+    assert not dequantize_input_problems(model)
+    convs = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm") and len(n.input) > 2]
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    assert convs and all(producers.get(n.input[2]) != "DequantizeLinear" for n in convs)
 
 
 @pytest.mark.parametrize(("precision", "atol"), [("int8", 0.1), ("int8-cpu", 0.3), ("fp16", 0.01)])
@@ -280,3 +289,20 @@ def test_cpu_candidate_quantized_ops() -> None:
     assert CpuCandidate().quantized_ops(configured) == configured
     assert CpuCandidate(op_types=("Add", "Conv")).quantized_ops(configured) == ("Conv", "Add")
     assert CpuCandidate(op_types=("LSTM",)).quantized_ops(configured) == ()
+
+
+def test_chance_level_model_skips_auroc_and_search(
+    tmp_path: Path, studies: tuple[Path, Path]
+) -> None:
+    """The random-weight fusion model is at chance on 5 labelled studies: no AUROC criterion,
+    no sensitivity search even where agreement fails, and the report says so."""
+    b = fusion_bundle(tmp_path, sensitive=True)
+    cfg = _int8_config(
+        tmp_path, gate=GateConfig(min_agreement=1.0, max_auroc_drop=0.0, max_logit_drift=1e-6)
+    )
+    result = quantize_bundle(b, studies[0], cfg, heldout=studies[1])
+    int8 = result.report["variants"]["int8"]
+    assert int8["gate"]["fp32_at_chance"]["at_chance"] is True
+    assert not any("AUROC" in f for f in int8["failures"])
+    assert int8["failures"] and int8["sensitivity"]["steps"] == []
+    assert "FP32 is at chance" in render_markdown(result.report)

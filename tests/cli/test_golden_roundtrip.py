@@ -62,14 +62,14 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _quantize(bundle: Path, work: Path) -> None:
+def _quantize(bundle: Path, work: Path, precision: str = "int8,fp16") -> None:
     _ok(
         "quantize",
         str(bundle),
         "--calib",
         str(work / "calib"),
         "--precision",
-        "int8,fp16",
+        precision,
         "--target",
         "both",
         "--gate-agreement",
@@ -127,8 +127,14 @@ def test_study_golden_rows_survive_quantize(work: Path) -> None:
     golden = _inspect(bundle)["golden"]
     assert golden["rows"] == {"studies": 3, "calibration": 8}
     assert golden["reference"] == "pytorch+onnxruntime-fp32"
-    # a second run replaces its own calibration rows instead of piling them up
-    _quantize(bundle, work)
-    assert _inspect(bundle)["golden"]["rows"] == {"studies": 3, "calibration": 8}
+    # a second run (fp16 only) replaces its own calibration rows instead of piling them up,
+    # and re-derives the tolerances of the INT8 variants it leaves in place
+    before = _inspect(bundle)["variants"]
+    _quantize(bundle, work, "fp16")
+    info = _inspect(bundle)
+    assert info["golden"]["rows"] == {"studies": 3, "calibration": 8}
+    for p in ("int8", "int8-cpu"):
+        assert info["variants"][p]["sha256"] == before[p]["sha256"]
+        assert info["variants"][p]["tolerance"]["basis"]["golden_rows"] == 11
     proc = _cli("validate", str(bundle), "--backend", "onnxruntime")
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -165,7 +165,7 @@ def quantize_bundle(
         written = [p for p, v in outcomes.items() if v.passed and v.path is not None]
         if written:
             files = _report_files(tmp, report, outcomes, run, config)
-            refit = _refit_kept_variants(b, run, golden, set(outcomes)) if golden.changed else {}
+            refit = _refit_kept_variants(b, run, golden, set(written)) if golden.changed else {}
             if golden.changed:
                 files["golden.npz"] = golden.write(tmp / "golden.npz")
             calib_prov = ranges.provenance() if ranges else None
@@ -198,9 +198,9 @@ def quantize_bundle(
 def _refit_kept_variants(
     b: Bundle, run: CandidateRun, golden: GoldenSet, made: set[str]
 ) -> dict[str, VariantSource]:
-    """New tolerances for the quantized variants this run leaves in place: the golden rows
-    change under them, so their tolerance is derived again on the same rows (the file, its
-    accuracy and calibration records stay as they are)."""
+    """New tolerances for the quantized variants this run leaves in place (not remade, or
+    remade and failed): the golden rows change under them, so their tolerance is derived again
+    on the same rows (the file, its accuracy and calibration records stay as they are)."""
     kept: dict[str, VariantSource] = {}
     for p, v in b.manifest.variants.items():
         if p == "fp32" or p in made:

@@ -22,7 +22,7 @@ from medfuse.bundle import Bundle
 from medfuse.calibration._ort import cpu_session, run_all
 from medfuse.calibration.config import CpuCandidate, QuantizeConfig
 from medfuse.calibration.fp16 import convert_fp16
-from medfuse.calibration.gate import GateResult, evaluate_gate
+from medfuse.calibration.gate import GateResult, at_chance, evaluate_gate
 from medfuse.calibration.int8 import TENSORRT, quantize_int8
 from medfuse.calibration.qdq_rules import check_qdq, non_residual_adds
 from medfuse.calibration.ranges import CalibrationRanges
@@ -224,6 +224,11 @@ def _search(
             )
         if gate.passed or not cfg.sensitivity or len(excluded) >= cfg.max_excluded:
             return _Search(path, gate, out, excluded, steps, layers)
+        if at_chance(gate):
+            logger.warning(
+                "FP32 is at chance on the held-out set; no sensitivity search (it cannot help)"
+            )
+            return _Search(path, gate, out, excluded, steps, layers)
         ranked = layer_errors(run.fp32, path, run.samples)
         if not layers:
             layers = [e.to_dict() for e in ranked]
@@ -312,7 +317,13 @@ def int8_cpu(
                 failing.append((tried[-1]["ms"], layout))
     best_ms = min((c[0] for c in passing), default=float("inf"))
     fastest = min(failing, key=lambda f: f[0], default=None)
-    if cfg.sensitivity and fastest is not None and fastest[0] * (1 + SEARCH_MIN_GAIN) < best_ms:
+    chance = last is not None and at_chance(last[0])
+    if (
+        cfg.sensitivity
+        and not chance
+        and fastest is not None
+        and fastest[0] * (1 + SEARCH_MIN_GAIN) < best_ms
+    ):
         found = _search(run, ranges, tmp, fastest[1], "int8-cpu-search", start=sensitive)
         attempt(fastest[1], found.path, found.excluded, found.gate, found.outputs, " (search)")
     if not passing:

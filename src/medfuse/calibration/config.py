@@ -88,6 +88,12 @@ class CpuCandidate:
         Quantize only these of :attr:`QuantizeConfig.op_types_to_quantize` (``None``: all of
         them). ``("Conv", "Add")`` quantizes the convolutions and residual Adds — the bulk of
         a CNN's time — and keeps the fusion attention and the heads' MatMul / Gemm in float.
+    quantize_bias:
+        Store Conv / Gemm biases as INT32 behind a DequantizeLinear (ONNX Runtime's quantizer
+        default). Off on every layout: TensorRT's parser dequantizes only INT8 / FP8 / FP4 /
+        INT4, and on ONNX Runtime's CPU provider float biases fuse into the same QLinearConv /
+        QGemm kernels with bit-identical outputs and the same latency
+        (``benchmarks/int8_bias.py``).
     """
 
     activation_type: QuantType = "QUInt8"
@@ -95,6 +101,7 @@ class CpuCandidate:
     reduce_range: bool = False
     activation_symmetric: bool = False
     op_types: tuple[str, ...] | None = None
+    quantize_bias: bool = False
 
     @property
     def label(self) -> str:
@@ -102,7 +109,8 @@ class CpuCandidate:
         sym = " sym" if self.activation_symmetric else ""
         rr = "on" if self.reduce_range else "off"
         ops = f" ops={','.join(self.op_types)}" if self.op_types is not None else ""
-        return f"a={self.activation_type} w={self.weight_type} rr={rr}{sym}{ops}"
+        bias = " bias=int32" if self.quantize_bias else ""
+        return f"a={self.activation_type} w={self.weight_type} rr={rr}{sym}{ops}{bias}"
 
     def quantized_ops(self, configured: Sequence[str]) -> tuple[str, ...]:
         """The op types this layout quantizes out of the ``configured`` ones."""
@@ -133,12 +141,17 @@ class GateConfig:
         Largest increase of the regression outputs' MAE (``None``: reported, not gated).
     max_logit_drift:
         Largest absolute difference of any output value (``None``: reported, not gated).
+    chance_auroc:
+        FP32 counts as at chance on the held-out set when its macro AUROC is below this, or
+        when the lower end of its 95 % bootstrap interval is at or below 0.5; then the AUROC
+        criterion is skipped (agreement and drift still apply) and no sensitivity search runs.
     """
 
     min_agreement: float = 0.99
     max_auroc_drop: float = 0.01
     max_severity_mae_increase: float | None = None
     max_logit_drift: float | None = None
+    chance_auroc: float = 0.55
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_agreement <= 1.0:

@@ -6,6 +6,14 @@ among them (were only near-ties flipped?); with labels, macro one-vs-rest AUROC 
 probabilities) of FP32 and of the candidate and its drop; for regression outputs the MAE against the labels and its change
 (``log1p(mL)`` outputs are compared in mL). AUROC comes from :mod:`medfuse.models.metrics`
 (NumPy only).
+
+**FP32 at chance.** When FP32 itself is at chance on the held-out labels (macro AUROC below
+``GateConfig.chance_auroc``, default 0.55, or the lower end of its 95 % bootstrap interval —
+:data:`BOOTSTRAP` resamples, fixed seed — at or below 0.5), an AUROC drop is noise: the
+criterion is skipped and said so (``fp32_at_chance`` with the AUROC and its interval in the
+figures), top-1 agreement and drift still gate, and the candidates run no sensitivity search
+(a model at chance has no accuracy for it to protect; a 5.5-minute search on a chance-level
+model changed nothing).
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ from medfuse.bundle.spec import ModelSpec
 from medfuse.calibration.config import GateConfig
 from medfuse.models.metrics import macro_auroc_ovr, severity_mae_ml
 
-__all__ = ["GateResult", "evaluate_gate"]
+__all__ = ["BOOTSTRAP", "GateResult", "at_chance", "chance_check", "evaluate_gate"]
+
+BOOTSTRAP = 200
+"""Bootstrap resamples of the FP32 AUROC interval (seeded: the same figures every run)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,36 @@ def _max_margin(logits: NDArray[np.float64]) -> float | None:
         return None
     top2 = np.sort(logits, axis=1)[:, -2:]
     return float((top2[:, 1] - top2[:, 0]).max())
+
+
+def chance_check(
+    diagnosis: NDArray[np.integer[Any]],
+    probabilities: NDArray[np.float64],
+    labels: tuple[str, ...],
+    threshold: float,
+) -> dict[str, Any]:
+    """FP32's macro AUROC, its 95 % bootstrap interval, and whether that is chance level."""
+    y = np.asarray(diagnosis)
+    a, _ = macro_auroc_ovr(y, probabilities, labels)
+    rng = np.random.default_rng(0)
+    boots = []
+    for _ in range(BOOTSTRAP):
+        idx = rng.integers(0, len(y), len(y))
+        b, _ = macro_auroc_ovr(y[idx], probabilities[idx], labels)
+        boots.append(b)
+    finite = np.asarray([b for b in boots if np.isfinite(b)], dtype=np.float64)
+    lo, hi = (
+        (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5)))
+        if finite.size
+        else (float("nan"), float("nan"))
+    )
+    chance = bool(np.isfinite(a) and (a < threshold or (np.isfinite(lo) and lo <= 0.5)))
+    return {"auroc_fp32": a, "ci95": [lo, hi], "threshold": threshold, "at_chance": chance}
+
+
+def at_chance(gate: GateResult) -> bool:
+    """Whether the gate found FP32 at chance on the held-out set (see the module docstring)."""
+    return bool(gate.metrics.get("fp32_at_chance"))
 
 
 def evaluate_gate(
@@ -118,11 +159,16 @@ def evaluate_gate(
                 failures.append(f"{out.name}: top-1 agreement {agree:.4f} < {gate.min_agreement:g}")
             if diagnosis is not None and n_lab and out.labels:
                 y = np.asarray(diagnosis)[:n_lab]
-                a_ref, _ = macro_auroc_ovr(y, _softmax(ref[:n_lab]), out.labels)
+                chance = chance_check(y, _softmax(ref[:n_lab]), out.labels, gate.chance_auroc)
+                a_ref = chance["auroc_fp32"]
                 a_cand, _ = macro_auroc_ovr(y, _softmax(cand[:n_lab]), out.labels)
                 drop = a_ref - a_cand
                 m.update(auroc_fp32=a_ref, auroc=a_cand, auroc_drop=drop)
-                if np.isfinite(drop) and drop > gate.max_auroc_drop:
+                m["auroc_fp32_ci95"] = chance["ci95"]
+                if chance["at_chance"]:
+                    m["auroc_gated"] = False
+                    metrics["fp32_at_chance"] = {"output": out.name, **chance}
+                elif np.isfinite(drop) and drop > gate.max_auroc_drop:
                     failures.append(f"{out.name}: AUROC drop {drop:.4f} > {gate.max_auroc_drop:g}")
         elif out.kind == "regression" and severity is not None and n_lab:
             truth = np.asarray(severity, dtype=np.float64)[:n_lab]

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from medfuse.bundle import Bundle, GoldenRecord
 from medfuse.bundle.spec import ModelSpec
 from medfuse.calibration._ort import cpu_session, run_all
-from medfuse.calibration.reader import ReaderStats, StudySet, _buffers, prepare_feed
+from medfuse.calibration.reader import ReaderStats, StudySet, input_buffers, prepare_feed
 from medfuse.errors import BundleError
 from medfuse.runtime.validate import GOLDEN, output_scale, tolerance_for
 
@@ -102,7 +102,7 @@ def _load(bundle: Bundle) -> tuple[Arrays, Arrays]:
 
 
 def _calibration_rows(studies: StudySet, spec: ModelSpec, n: int) -> Arrays:
-    bufs = _buffers(spec)
+    bufs = input_buffers(spec)
     stats = ReaderStats()
     rows: list[Arrays] = []
     for study in studies.studies:

@@ -2,7 +2,9 @@
 
 The TensorRT variant (``int8``): explicit Q/DQ, symmetric int8 activations and weights (zero
 point 0), per-channel weights on axis 0, per-tensor activations, Q/DQ on the inputs of Conv /
-Gemm / MatMul and of residual Adds (bias Adds with a constant input stay in float), opset ≥ 13.
+Gemm / MatMul and of residual Adds (bias Adds with a constant input stay in float), Conv /
+Gemm biases in float (TensorRT's parser takes DequantizeLinear only on INT8 / FP8 / FP4 / INT4
+inputs, never an INT32 bias), opset ≥ 13.
 It is checked with :func:`medfuse.calibration.check_qdq` before it is used.
 """
 
@@ -25,7 +27,11 @@ __all__ = ["check_quantizable", "quantize_int8"]
 logger = logging.getLogger(__name__)
 
 _DOMAINS = ("", "ai.onnx", "com.microsoft")
-TENSORRT = CpuCandidate("QInt8", "QInt8", reduce_range=False, activation_symmetric=True)
+TENSORRT = CpuCandidate(
+    "QInt8", "QInt8", reduce_range=False, activation_symmetric=True, quantize_bias=False
+)
+"""TensorRT's layout: symmetric int8 activations and weights, biases kept float (TensorRT's
+ONNX parser refuses a DequantizeLinear of an INT32 bias; it folds the float bias itself)."""
 
 
 def check_quantizable(fp32_path: Path, config: QuantizeConfig) -> None:
@@ -110,6 +116,7 @@ def quantize_int8(
         "ActivationSymmetric": layout.activation_symmetric,
         "WeightSymmetric": True,
         "QDQKeepRemovableActivations": False,
+        "QuantizeBias": layout.quantize_bias,
     }
     try:
         with quiet_quantizer():

@@ -7,6 +7,9 @@ Rules (TensorRT's ``IQuantizeLayer`` contract and its Q/DQ placement guidance):
 - ``scale``: every scale is a constant with strictly positive values.
 - ``per_channel_activation``: per-channel scales only on weights (constants), never activations.
 - ``conv_weight_axis``: a per-channel Conv weight is quantized along axis 0 (output channels).
+- ``dq_input_type``: every DequantizeLinear input is a type TensorRT's parser dequantizes
+  (INT8 / FP8 / FP4 / INT4 — onnx-tensorrt's operator matrix): no INT32 bias (biases stay
+  float), no UINT8 activation.
 - ``unquantized_input``: both data inputs of Conv / Gemm / MatMul come from DequantizeLinear.
 - ``residual_add``: both inputs of a residual Add (two same-shaped activations, one fed by a
   Conv) come from DequantizeLinear, so TensorRT fuses the Add into the convolution.
@@ -187,6 +190,17 @@ def check_qdq(model: Any, *, excluded: Iterable[str] = ()) -> QdqReport:
                 src = producer.get(name)
                 if src is None or src.op_type != "DequantizeLinear":
                     bad(node, "residual_add", f"residual input {idx} has no Q/DQ")
+    from medfuse.export.lint import dequantize_input_problems
+
+    for node_name, value, type_name in dequantize_input_problems(proto):
+        out.append(
+            QdqViolation(
+                node_name,
+                "dq_input_type",
+                f"DequantizeLinear of a {type_name} input ({value}); TensorRT dequantizes "
+                "INT8 / FP8 / FP4 / INT4 only",
+            )
+        )
     logger.debug("check_qdq: %d violation(s), %d Q, %d DQ", len(out), nq, nd)
     return QdqReport(tuple(out), opset, nq, nd, tuple(sorted(skip)))
 

@@ -35,8 +35,11 @@ __all__ = [
     "CALIBRATION_SECRET",
     "DicomCalibrationReader",
     "HeldoutSet",
+    "ReaderStats",
     "StudySet",
+    "input_buffers",
     "load_heldout",
+    "prepare_feed",
     "scan_studies",
 ]
 
@@ -102,7 +105,8 @@ def scan_studies(root: Path, spec: ModelSpec, *, limit: int | None = None) -> St
     )
 
 
-def _buffers(spec: ModelSpec) -> dict[str, NDArray[np.float32]]:
+def input_buffers(spec: ModelSpec) -> dict[str, NDArray[np.float32]]:
+    """One zeroed sample buffer per input (no batch axis), for :func:`prepare_feed`."""
     return {i.name: np.zeros(i.sample_shape(), dtype=np.float32) for i in spec.inputs}
 
 
@@ -136,7 +140,7 @@ class DicomCalibrationReader:
     def __init__(self, studies: StudySet, spec: ModelSpec) -> None:
         self._set = studies
         self._spec = spec
-        self._bufs = _buffers(spec)
+        self._bufs = input_buffers(spec)
         self._iter = iter(zip(studies.keys, studies.studies, strict=True))
         self._digest = hashlib.sha256()
         self.stats = ReaderStats()
@@ -244,7 +248,7 @@ def load_heldout(
     if labels and (root / "labels.key").is_file():
         secret = load_or_create_secret(root / "labels.key")
     stats = ReaderStats()
-    bufs = _buffers(spec)
+    bufs = input_buffers(spec)
     feeds: list[dict[str, NDArray[np.float32]]] = []
     diag: list[int] = []
     sev: list[float] = []

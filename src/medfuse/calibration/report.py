@@ -38,6 +38,27 @@ def _flipped(m: Mapping[str, Any]) -> str:
     return f"{n} ({_fmt(margin)})" if margin is not None else str(n)
 
 
+def _chance_lines(variants: Mapping[str, Any]) -> list[str]:
+    chance = next(
+        (
+            v["gate"]["fp32_at_chance"]
+            for v in variants.values()
+            if v.get("gate", {}).get("fp32_at_chance")
+        ),
+        None,
+    )
+    if not chance:
+        return []
+    lo, hi = chance.get("ci95", [None, None])
+    return [
+        "",
+        f"**FP32 is at chance on the held-out set** ({chance.get('output')}: AUROC "
+        f"{_fmt(chance.get('auroc_fp32'))}, 95 % CI [{_fmt(lo)}, {_fmt(hi)}], threshold "
+        f"{_fmt(chance.get('threshold'))}): the AUROC criterion was skipped and no sensitivity "
+        "search ran; agreement and drift still gated.",
+    ]
+
+
 def _golden_line(golden: Mapping[str, Any] | None) -> str:
     if not golden:
         return "Golden vectors: not recorded"
@@ -56,6 +77,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"`{str(report.get('calibration', {}).get('set_sha256', ''))[:16]}…`",
         f"Gate: {report.get('gate', {})}",
         _golden_line(report.get("golden")),
+        *_chance_lines(report.get("variants", {})),
         "",
         "| variant | passed | output | agreement | flipped (max FP32 margin) | AUROC drop "
         "| MAE change | max drift | mean drift |",

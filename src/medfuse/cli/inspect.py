@@ -96,7 +96,8 @@ def golden_summary(bundle: Bundle) -> dict[str, Any]:
         )
     elif source == "unknown":
         warning = "the bundle does not record where its golden vectors came from"
-    return {"source": source, **rec, "random": random, "warning": warning}
+    count = m.golden.count if m.golden is not None else None
+    return {"source": source, **rec, "count": count, "random": random, "warning": warning}
 
 
 def _recipe(spec: InputSpec) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "DATA_DEPENDENT",
+    "DEQUANTIZE_INPUT_TYPES",
     "MIN_TENSORRT",
     "OPSET_RANGE",
     "RESTRICTIONS",
@@ -248,16 +249,29 @@ allocator for them, they cannot be captured in a CUDA graph, and DLA rejects the
 
 RESTRICTIONS: dict[str, str] = {
     "AveragePool": "2-D or 3-D pooling only; dilations must be empty or all ones",
-    "MaxPool": "2-D or 3-D pooling only; the Indices output is unsupported",
+    "MaxPool": (
+        "2-D or 3-D pooling only; the Indices output is unsupported; dilations must be empty or "
+        "all ones"
+    ),
     "Resize": "modes nearest/linear only (no cubic); no antialiasing",
     "TopK": "sorted must be 1 and K must be below 3840",
-    "Dropout": "is_training must be a constant False",
+    "Dropout": "is_training (training_mode) must be a constant False",
     "CumSum": "axis must be a build-time constant",
     "LayerNormalization": "only the first output Y is supported",
     "Squeeze": "axes must be resolvable to a constant",
     "Unsqueeze": "axes must be resolvable to a constant",
     "GridSample": "4-D input only",
+    "DequantizeLinear": (
+        "input x must be INT8, FP8, FP4 or INT4 (no INT32: keep Conv / Gemm biases in float; "
+        "no UINT8: symmetric int8 only); x_zero_point must be zero"
+    ),
 }
+
+DEQUANTIZE_INPUT_TYPES: frozenset[str] = frozenset(("INT8", "FLOAT8E4M3FN", "FLOAT4E2M1", "INT4"))
+"""ONNX element types TensorRT's parser dequantizes ("DequantizeLinear | INT8, FP8, FP4, INT4" in
+the 10.15 matrix; FP8 is E4M3). An INT32 bias behind a DequantizeLinear — ONNX Runtime's
+quantizer default — is refused ("only activation types allowed as input to this layer",
+onnx-tensorrt#850); UINT8 is accepted only as a network input/output type."""
 
 MIN_TENSORRT: dict[str, str] = {
     "LayerNormalization": "unsupported in TensorRT 8.5's matrix (JetPack 5); fine on 10.x",

@@ -7,7 +7,11 @@ without raising:
   operators from custom domains (they need a TensorRT plugin), operators it gained late;
 - INT64 constants whose values fall outside int32 (TensorRT narrows INT64 to INT32 and clamps);
 - operators with data-dependent output shapes (NonZero, Unique, …);
-- opsets outside the parser's range, and DOUBLE tensors (narrowed to FLOAT).
+- opsets outside the parser's range, and DOUBLE tensors (narrowed to FLOAT);
+- DequantizeLinear on an input type TensorRT does not dequantize (INT32 biases, UINT8, …);
+- every restriction of the operator table (pool rank and dilations, 5-D GridSample, …), ONNX
+  shape inference's errors in strict mode, unused graph inputs and dead nodes
+  (:mod:`medfuse.export.lint_rules`).
 
 The result is a :class:`LintReport`; ``export_bundle`` writes it to
 ``reports/export_lint.json`` and the CLI shows it.
@@ -19,39 +23,28 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from medfuse._deps import require
 from medfuse.export import _trt_ops as table
+from medfuse.export.lint_finding import LintFinding
+from medfuse.export.lint_rules import (
+    Inferred,
+    constant_values,
+    dead_node_findings,
+    infer,
+    restriction_findings,
+    shape_inference_finding,
+    unused_input_findings,
+)
 
-__all__ = ["LintFinding", "LintReport", "lint_tensorrt"]
+__all__ = ["LintFinding", "LintReport", "dequantize_input_problems", "lint_tensorrt"]
 
-Severity = Literal["error", "warning", "info"]
 _INT32_MIN, _INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
 _INT64_SENTINELS = {int(np.iinfo(np.int64).max), int(np.iinfo(np.int64).min)}
 _DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
-@dataclass(frozen=True)
-class LintFinding:
-    """One finding: what, where (node name and op), how bad."""
-
-    severity: Severity
-    code: str
-    message: str
-    op_type: str = ""
-    node: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "severity": self.severity,
-            "code": self.code,
-            "op_type": self.op_type,
-            "node": self.node,
-            "message": self.message,
-        }
 
 
 @dataclass(frozen=True)
@@ -161,16 +154,6 @@ def _check_ops(
             )
     if op in table.MIN_TENSORRT:
         yield LintFinding("info", "late-op", f"{op}: {table.MIN_TENSORRT[op]}", op, name)
-    if op == "MaxPool" and len([o for o in node.output if o]) > 1:
-        yield LintFinding(
-            "error", "op-restriction", f"MaxPool: {table.RESTRICTIONS['MaxPool']}", op, name
-        )
-    if op == "Resize":
-        modes = {a.name: a.s.decode() for a in node.attribute if a.name == "mode"}
-        if modes.get("mode", "nearest") not in ("nearest", "linear"):
-            yield LintFinding(
-                "error", "op-restriction", f"Resize: {table.RESTRICTIONS['Resize']}", op, name
-            )
 
 
 def _check_int64(owner: str, value: str, tensor: Any, users: list[str]) -> Iterator[LintFinding]:
@@ -211,6 +194,48 @@ def _check_int64(owner: str, value: str, tensor: Any, users: list[str]) -> Itera
         ",".join(sorted(set(users))),
         owner,
     )
+
+
+def dequantize_input_problems(
+    model: Any, inferred: Inferred | None = None
+) -> list[tuple[str, str, str]]:
+    """``(node, input, type)`` of each DequantizeLinear whose input TensorRT's parser does not
+    dequantize (:data:`~medfuse.export._trt_ops.DEQUANTIZE_INPUT_TYPES`): an INT32 bias, a UINT8
+    activation. A DequantizeLinear whose input type is unknown is not reported."""
+    onnx = require("onnx", purpose="the TensorRT lint")
+    if isinstance(model, str | Path):
+        model = onnx.load(str(model), load_external_data=False)
+    types = (inferred or infer(model)).types
+    out = []
+    for node in _walk_nodes(model.graph):
+        if node.op_type != "DequantizeLinear" or node.domain not in _DEFAULT_DOMAINS:
+            continue
+        t = types.get(node.input[0])
+        if t is None:
+            continue
+        name = onnx.TensorProto.DataType.Name(t)
+        if name not in table.DEQUANTIZE_INPUT_TYPES:
+            out.append((node.name or "<DequantizeLinear>", node.input[0], name))
+    return out
+
+
+def _dequantize_findings(model: Any, inferred: Inferred) -> Iterator[LintFinding]:
+    problems = dequantize_input_problems(model, inferred)
+    by_type = Counter(t for _, _, t in problems)
+    for node, value, t in problems:
+        hint = (
+            "a quantized bias: quantize with biases in float (ONNX Runtime: "
+            "extra_options QuantizeBias=False)"
+            if t == "INT32"
+            else "TensorRT dequantizes INT8 / FP8 / FP4 / INT4 only"
+        )
+        yield LintFinding(
+            "error",
+            "dq-input-type",
+            f"DequantizeLinear of {t} input {value!r} ({by_type[t]} such node(s)): {hint}",
+            "DequantizeLinear",
+            node,
+        )
 
 
 def _merge_late_ops(findings: list[LintFinding]) -> list[LintFinding]:
@@ -266,13 +291,22 @@ def lint_tensorrt(model: Any) -> LintReport:
         nodes.extend(fn.node)
     constants = {init.name for init in graph.initializer}
     constants |= {n.output[0] for n in nodes if n.op_type == "Constant" and n.output}
+    inferred = infer(model)
+    findings.extend(shape_inference_finding(inferred))
+    values = constant_values(_tensors(graph))
     consumers: dict[str, list[str]] = {}
     for node in nodes:
         for name in node.input:
             consumers.setdefault(name, []).append(node.op_type)
         findings.extend(_check_ops(node, local_functions, constants))
+        if node.domain in _DEFAULT_DOMAINS and node.op_type in table.RESTRICTIONS:
+            findings.extend(restriction_findings(node, values, inferred, constants))
     for owner, value, tensor in _tensors(graph):
         findings.extend(_check_int64(owner, value, tensor, consumers.get(value, [])))
+    if any(n.op_type == "DequantizeLinear" for n in nodes):
+        findings.extend(_dequantize_findings(model, inferred))
+    findings.extend(unused_input_findings(graph))
+    findings.extend(dead_node_findings(graph))
     for value in list(graph.input) + list(graph.output):
         if value.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE:
             findings.append(
