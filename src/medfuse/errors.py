@@ -30,6 +30,7 @@ The tree::
     ├── PreprocessingError          a recipe cannot be applied (shapes, bad recipe)
     │   └── NonFiniteDataError      a series' values are NaN or infinite
     ├── ExportError                 torch → ONNX export, parity or lint failed
+    │   └── SpecError               a spec file's field is invalid (path to it, what works)
     ├── CalibrationError            calibration set empty / unusable, quantization failed
     ├── AccuracyGateError           a quantized variant changes the model's answers too much
     ├── EngineBuildError            a TensorRT engine could not be built here
@@ -74,6 +75,7 @@ __all__ = [
     "PreprocessingError",
     "ResultsInUseError",
     "SecretMismatchError",
+    "SpecError",
     "StudyError",
     "ThreadCountError",
     "UnsupportedDicomError",
@@ -210,6 +212,11 @@ class NonFiniteDataError(PreprocessingError):
 
 class ExportError(MedfuseError):
     """Export to ONNX, its lint, or its parity check failed."""
+
+
+class SpecError(ExportError):
+    """A spec file (or spec object) is invalid: the message names the field path and what
+    would work."""
 
 
 class CalibrationError(MedfuseError):

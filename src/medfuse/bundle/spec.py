@@ -16,7 +16,14 @@ Conventions
 - Volumes are ``(batch, channels, depth, height, width)`` (layout ``"NCDHW"``); 2-D images are
   ``(batch, channels, height, width)`` (layout ``"NCHW"``).
 - Intensity: modality values (HU for CT) are mapped to [0, 1] by the recipe's method, one
-  output channel per window for ``"windows"``, then ``(x - mean[c]) / std[c]``.
+  output channel per window for ``"windows"``, then ``(x - mean[c]) / std[c]``; the recipe's
+  ``replicate`` then repeats those channels (``replicate=3`` feeds a 3-channel ImageNet network
+  from one grey channel) — in the runtime's preprocessing, not in a wrapper module.
+- Non-image inputs have role ``"scalar"``, shape ``("batch", 1)``, float32: one number read
+  from a declared source (a DICOM attribute such as PatientAge) and normalised by its
+  :class:`ScalarRecipe`. The value feeds the model only; it is never written to results.
+- Outputs are ``classification`` / ``regression`` vectors ``(batch, n)`` or ``segmentation``
+  maps ``(batch, classes, D, H, W)`` / ``(batch, classes, H, W)``.
 
 Only stdlib here: this module is part of the runtime tier.
 """
@@ -36,6 +43,7 @@ __all__ = [
     "ModelSpec",
     "OutputSpec",
     "PreprocessRecipe",
+    "ScalarRecipe",
     "SeriesSelection",
     "Window",
 ]
@@ -47,16 +55,18 @@ IntensityMethod = Literal["windows", "percentile", "voi", "minmax"]
 Geometry = Literal["volume", "image"]
 SelectionRule = Literal["most_frames", "largest_area", "first"]
 Activation = Literal["softmax", "sigmoid", "identity"]
-OutputKind = Literal["classification", "regression"]
-InputRole = Literal["image", "presence"]
+OutputKind = Literal["classification", "regression", "segmentation"]
+InputRole = Literal["image", "presence", "scalar"]
+ScalarParse = Literal["number", "age"]
 
 _VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 _METHODS = ("windows", "percentile", "voi", "minmax")
 _GEOMETRIES = ("volume", "image")
 _RULES = ("most_frames", "largest_area", "first")
 _ACTIVATIONS = ("softmax", "sigmoid", "identity")
-_KINDS = ("classification", "regression")
-_ROLES = ("image", "presence")
+_KINDS = ("classification", "regression", "segmentation")
+_ROLES = ("image", "presence", "scalar")
+_PARSES = ("number", "age")
 _DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64")
 
 
@@ -264,9 +274,15 @@ class PreprocessRecipe:
     size: tuple[int, ...]
     intensity: IntensityRecipe
     spacing: tuple[float, ...] | None = None
+    replicate: int = 1
 
     def __post_init__(self) -> None:
         _choice(self.geometry, _GEOMETRIES, "preprocessing.geometry")
+        if isinstance(self.replicate, bool) or not isinstance(self.replicate, int) or not 1 <= self.replicate <= 16:
+            raise ManifestError(
+                f"preprocessing.replicate: {self.replicate!r} must be an integer from 1 to 16 "
+                "(3 feeds a 3-channel ImageNet network from one grey channel)"
+            )
         want = 3 if self.geometry == "volume" else 2
         if len(self.size) != want or any(s <= 0 for s in self.size):
             raise ManifestError(
@@ -276,17 +292,20 @@ class PreprocessRecipe:
 
     @property
     def tensor_shape(self) -> tuple[int, ...]:
-        """Shape of one preprocessed sample: ``(channels, *size)``."""
-        return (self.intensity.channels, *self.size)
+        """Shape of one preprocessed sample: ``(channels × replicate, *size)``."""
+        return (self.intensity.channels * self.replicate, *self.size)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "selection": self.selection.to_dict(),
             "geometry": self.geometry,
             "size": list(self.size),
             "spacing": None if self.spacing is None else list(self.spacing),
             "intensity": self.intensity.to_dict(),
         }
+        if self.replicate != 1:  # manifests without it stay byte-identical
+            d["replicate"] = self.replicate
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "preprocessing") -> PreprocessRecipe:
@@ -297,6 +316,62 @@ class PreprocessRecipe:
             size=_ints(_get(d, "size", where), f"{where}.size"),
             spacing=None if spacing is None else _floats(spacing, f"{where}.spacing"),
             intensity=IntensityRecipe.from_dict(_get(d, "intensity", where), f"{where}.intensity"),
+            replicate=_int(_get(d, "replicate", where, 1), f"{where}.replicate"),
+        )
+
+
+@dataclass(frozen=True)
+class ScalarRecipe:
+    """Where a scalar (non-image) input's value comes from and how it is normalised.
+
+    ``source`` is a DICOM attribute keyword (e.g. ``"PatientAge"``), read from the study's
+    first image header. ``parse`` says how its value becomes a number: ``"number"`` (DS, IS,
+    US…) or ``"age"`` (an AS string such as ``"045Y"`` → 45.0 years; D / W / M are converted
+    to years). The model receives ``(value - offset) / scale``; when the attribute is missing
+    or unparseable, ``default`` (in the source's units) is used and the result record carries
+    a ``scalar_default`` warning. The value itself is never written to a result.
+    """
+
+    source: str
+    parse: ScalarParse = "number"
+    offset: float = 0.0
+    scale: float = 1.0
+    default: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.source.isidentifier() or not self.source[:1].isupper():
+            raise ManifestError(
+                f"scalar.source: {self.source!r} is not a DICOM attribute keyword "
+                "(e.g. 'PatientAge', 'PatientWeight')"
+            )
+        _choice(self.parse, _PARSES, "scalar.parse")
+        if not self.scale > 0:
+            raise ManifestError(f"scalar.scale: {self.scale} must be positive")
+
+    def normalise(self, raw: float) -> float:
+        """The model's value for a raw value in the source's units."""
+        return (raw - self.offset) / self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "parse": self.parse,
+            "offset": self.offset,
+            "scale": self.scale,
+            "default": self.default,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "scalar") -> ScalarRecipe:
+        source = _get(d, "source", where)
+        if not isinstance(source, str):
+            raise ManifestError(f"{where}.source: expected a DICOM keyword string, got {source!r}")
+        return cls(
+            source=source,
+            parse=_choice(_get(d, "parse", where, "number"), _PARSES, f"{where}.parse"),
+            offset=_num(_get(d, "offset", where, 0.0), f"{where}.offset"),
+            scale=_num(_get(d, "scale", where, 1.0), f"{where}.scale"),
+            default=_num(_get(d, "default", where, 0.0), f"{where}.default"),
         )
 
 
@@ -312,6 +387,7 @@ class InputSpec:
     modality: str | None = None
     required: bool = False
     preprocessing: PreprocessRecipe | None = None
+    scalar: ScalarRecipe | None = None
 
     def __post_init__(self) -> None:
         where = f"inputs[{self.name!r}]"
@@ -331,6 +407,16 @@ class InputSpec:
                     f"{where}.shape: {list(self.shape)} does not match the recipe's tensor shape "
                     f"{[BATCH, *self.preprocessing.tensor_shape]}"
                 )
+        if (self.role == "scalar") != (self.scalar is not None):
+            raise ManifestError(
+                f"{where}.scalar: a scalar input needs a scalar recipe, and only a scalar input "
+                "may have one"
+            )
+        if self.role == "scalar" and (tuple(self.shape[1:]) != (1,) or self.dtype != "float32"):
+            raise ManifestError(
+                f"{where}.shape: a scalar input is float32 of shape [{BATCH!r}, 1], got "
+                f"{self.dtype} {list(self.shape)}"
+            )
 
     def sample_shape(self) -> tuple[int, ...]:
         """Shape without the batch axis."""
@@ -350,11 +436,13 @@ class InputSpec:
             "modality": self.modality,
             "required": self.required,
             "preprocessing": None if self.preprocessing is None else self.preprocessing.to_dict(),
-        }
+        } | ({} if self.scalar is None else {"scalar": self.scalar.to_dict()})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "inputs[?]") -> InputSpec:
         pre = _get(d, "preprocessing", where, None)
+        scalar = _get(d, "scalar", where, None)
+        role = _choice(_get(d, "role", where, "image"), _ROLES, f"{where}.role")
         shape = _get(d, "shape", where)
         if not isinstance(shape, list | tuple):
             raise ManifestError(f"{where}.shape: expected a list, got {shape!r}")
@@ -363,16 +451,24 @@ class InputSpec:
             shape=tuple(shape),
             dtype=str(_get(d, "dtype", where, "float32")),
             layout=str(_get(d, "layout", where, "")),
-            role=_choice(_get(d, "role", where, "image"), _ROLES, f"{where}.role"),
+            role=role,
             modality=_get(d, "modality", where, None),
             required=bool(_get(d, "required", where, False)),
             preprocessing=None if pre is None else PreprocessRecipe.from_dict(pre, f"{where}.preprocessing"),
+            scalar=None if scalar is None else ScalarRecipe.from_dict(scalar, f"{where}.scalar"),
         )
 
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One model output: ``(batch, n)`` logits or values."""
+    """One model output: ``(batch, n)`` logits or values, or a segmentation map.
+
+    A ``segmentation`` output is ``(batch, classes, D, H, W)`` or ``(batch, classes, H, W)``
+    logits on the grid of the image input whose recipe ``size`` matches its spatial shape;
+    ``softmax`` makes a label map (argmax), ``sigmoid`` one mask per class (> 0.5). Results
+    carry per-class voxel fractions (and volumes in mL when the voxel spacing is known),
+    not the masks; ``medfuse run --masks DIR`` writes the label maps as files.
+    """
 
     name: str
     meaning: str
@@ -387,9 +483,23 @@ class OutputSpec:
         _choice(self.activation, _ACTIVATIONS, f"{where}.activation")
         if not self.shape or self.shape[0] != BATCH:
             raise ManifestError(f"{where}.shape: {list(self.shape)} must start with {BATCH!r}")
-        if self.labels and self.shape[-1] != len(self.labels):
+        if self.kind == "segmentation":
+            if len(self.shape) not in (4, 5) or any(
+                not isinstance(s, int) or s <= 0 for s in self.shape[1:]
+            ):
+                raise ManifestError(
+                    f"{where}.shape: {list(self.shape)}; a segmentation output is "
+                    f"[{BATCH!r}, classes, D, H, W] or [{BATCH!r}, classes, H, W]"
+                )
+            if self.activation == "identity":
+                raise ManifestError(
+                    f"{where}.activation: a segmentation output needs 'softmax' (label map) "
+                    "or 'sigmoid' (one mask per class)"
+                )
+        width = self.shape[1] if self.kind == "segmentation" else self.shape[-1]
+        if self.labels and width != len(self.labels):
             raise ManifestError(
-                f"{where}.labels: {len(self.labels)} labels for an output of width {self.shape[-1]}"
+                f"{where}.labels: {len(self.labels)} labels for an output of width {width}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -464,6 +574,11 @@ class ModelSpec:
     def image_inputs(self) -> tuple[InputSpec, ...]:
         """The image inputs, in order (the presence mask's column order)."""
         return tuple(i for i in self.inputs if i.role == "image")
+
+    @property
+    def scalar_inputs(self) -> tuple[InputSpec, ...]:
+        """The scalar (non-image) inputs, in order."""
+        return tuple(i for i in self.inputs if i.role == "scalar")
 
     @property
     def presence_input(self) -> InputSpec | None:

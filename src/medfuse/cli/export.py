@@ -1,4 +1,9 @@
-"""``medfuse export MODEL.pt --out NAME.medfuse``: export a trained model to a bundle.
+"""``medfuse export MODEL --out NAME.medfuse [--spec SPEC]``: export any PyTorch model to a bundle.
+
+``MODEL`` is a ``medfuse train`` checkpoint (it carries its spec), or — with ``--spec`` (a
+YAML or JSON spec file, see ``medfuse/data/spec.schema.json``) — a ``torch.export`` archive
+(``.pt2``), a TorchScript file, or ``module:factory`` (an importable callable returning the
+module; ``--factory-arg KEY=VALUE`` passes keyword arguments).
 
 Runs :func:`medfuse.export.export_bundle`: ONNX with a dynamic batch axis, the TensorRT lint
 (shown as a table; findings never stop the export), the parity check against PyTorch (an
@@ -20,7 +25,26 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``export``'s options to its sub-parser."""
-    parser.add_argument("model", type=Path, help="model.pt written by `medfuse train`")
+    parser.add_argument(
+        "model",
+        help="model.pt from `medfuse train`, a .pt2 (torch.export), a TorchScript file, "
+        "or module:factory",
+    )
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="spec file (YAML or JSON) naming the inputs and outputs; needed for every "
+        "source but a `medfuse train` checkpoint",
+    )
+    parser.add_argument(
+        "--factory-arg",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="keyword argument for a module:factory source (VALUE parsed as JSON when it is)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -61,30 +85,47 @@ def run(args: argparse.Namespace) -> int:
 
     preflight(folders={"--out": args.out})
     require("torch", purpose="ONNX export")
-    from medfuse.export import export_bundle, study_inputs
-    from medfuse.models.checkpoint import load_checkpoint
+    from medfuse.errors import UsageError
+    from medfuse.export import export_bundle, load_spec, study_inputs
+    from medfuse.export.sources import load_model, parse_factory_args
 
-    module, ckpt = load_checkpoint(args.model)
-    golden = (
-        study_inputs(args.golden_studies, ckpt.spec, args.golden) if args.golden_studies else None
-    )
-    training = {
-        "config": ckpt.config,
-        "training_config": dict(ckpt.training_config),
-        "training_config_hash": ckpt.training_config_hash,
-        "metrics": {k: v for k, v in ckpt.metrics.items() if k != "history"},
+    spec = load_spec(args.spec) if args.spec is not None else None  # bad spec: fail first
+    loaded = load_model(args.model, parse_factory_args(args.factory_arg))
+    ckpt = loaded.checkpoint
+    reports: dict[str, Any] = {
+        "source": {"kind": loaded.kind, "source": loaded.source, **dict(loaded.extra)}
     }
+    accuracy: dict[str, Any] = {}
+    if ckpt is not None:
+        if spec is not None:
+            raise UsageError(
+                f"{args.model}: a `medfuse train` checkpoint carries its own spec; drop --spec"
+            )
+        spec = ckpt.spec
+        reports["training"] = {
+            "config": ckpt.config,
+            "training_config": dict(ckpt.training_config),
+            "training_config_hash": ckpt.training_config_hash,
+            "metrics": {k: v for k, v in ckpt.metrics.items() if k != "history"},
+        }
+        accuracy = _accuracy(dict(ckpt.metrics))
+    elif spec is None:
+        raise UsageError(
+            f"{args.model}: a {loaded.kind} model needs a spec file: --spec SPEC.yaml "
+            "(see docs/guide-byom.md)"
+        )
+    golden = study_inputs(args.golden_studies, spec, args.golden) if args.golden_studies else None
     with progress_bar("export", quiet=args.json) as update, writing(
         args.out, "write the bundle", "--out"
     ):
         bundle = export_bundle(
-            module,
-            ckpt.spec,
+            loaded.module,
+            spec,
             args.out,
-            reports={"training": training},
+            reports=reports,
             golden_inputs=golden,
-            accuracy=_accuracy(dict(ckpt.metrics)),
-            training_config_hash=ckpt.training_config_hash,
+            accuracy=accuracy,
+            training_config_hash=None if ckpt is None else ckpt.training_config_hash,
             opset=args.opset,
             overwrite=args.overwrite,
             progress=update,
@@ -112,8 +153,11 @@ def run(args: argparse.Namespace) -> int:
     ptable = Table(title=f"parity ONNX Runtime vs PyTorch (tolerance {parity['tolerance']:g})")
     ptable.add_column("output")
     ptable.add_column("worst relative error", justify="right")
+    vacuous = parity.get("degenerate", {})
     for name, value in parity["worst_relative_error"].items():
-        ptable.add_row(name, f"{value:.2e}")
+        ptable.add_row(
+            name, f"{value:.2e}" + (" (vacuous: see warning)" if name in vacuous else "")
+        )
     out.print(ptable)
     size = sum(p.stat().st_size for p in bundle.path.rglob("*") if p.is_file())
     out.print(

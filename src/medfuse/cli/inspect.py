@@ -101,6 +101,11 @@ def golden_summary(bundle: Bundle) -> dict[str, Any]:
 
 def _recipe(spec: InputSpec) -> str:
     pre = spec.preprocessing
+    if spec.scalar is not None:
+        sc = spec.scalar
+        return (
+            f"{sc.source} ({sc.parse}), (x − {sc.offset:g}) / {sc.scale:g}, default {sc.default:g}"
+        )
     if pre is None:
         return "presence mask" if spec.role == "presence" else "-"
     size = "×".join(str(s) for s in pre.size)
@@ -112,7 +117,8 @@ def _recipe(spec: InputSpec) -> str:
     else:
         how = inten.method
     mods = "/".join(pre.selection.modalities)
-    return f"{mods} {pre.geometry} {size}, {how} ({pre.selection.rule})"
+    copies = f", ×{pre.replicate} channels" if pre.replicate != 1 else ""
+    return f"{mods} {pre.geometry} {size}, {how}{copies} ({pre.selection.rule})"
 
 
 def _shape(shape: tuple[int | str, ...]) -> str:

@@ -58,6 +58,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_session_options(parser, batch=4)
     parser.add_argument(
+        "--masks",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write segmentation label maps as DIR/<study key>.<output>.npy (default: "
+        "per-class fractions and volumes in the results only)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )
 
@@ -81,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             threads=args.threads,
             progress=on_progress,
+            masks_dir=args.masks,
         )
     data = summary.to_dict()
     if args.json:

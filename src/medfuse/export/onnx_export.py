@@ -19,6 +19,7 @@ from typing import Any
 from medfuse._deps import require
 from medfuse.bundle.spec import BATCH, ModelSpec
 from medfuse.errors import ExportError
+from medfuse.export.failures import full_text, root_cause
 from medfuse.export.inputs import random_inputs
 
 __all__ = ["DEFAULT_OPSET", "OnnxExport", "export_onnx"]
@@ -80,13 +81,15 @@ def _export_dynamo(
 ) -> None:
     torch = require("torch", purpose="ONNX export")
     batch = torch.export.Dim(BATCH, min=1, max=65536)
+    # A torch.export archive is exported as the program it is (its own dynamic axes).
+    exported = getattr(module, "exported_program", None)
     program = _quiet_export(
         torch.onnx.export,
-        module,
+        module if exported is None else exported,
         args,
         dynamo=True,
         opset_version=opset,
-        dynamic_shapes=tuple({0: batch} for _ in spec.inputs),
+        dynamic_shapes=None if exported is not None else tuple({0: batch} for _ in spec.inputs),
         input_names=[i.name for i in spec.inputs],
         output_names=[o.name for o in spec.outputs],
         optimize=True,
@@ -191,7 +194,12 @@ def export_onnx(
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module.eval()
+    try:
+        module.eval()
+    except Exception as exc:
+        raise ExportError(
+            f"the model cannot be put in eval mode: {root_cause(exc)}; give an nn.Module"
+        ) from exc
     args = _example_args(spec)
     start = time.perf_counter()
     exporter, fallback = "dynamo", None
@@ -201,8 +209,9 @@ def export_onnx(
                 raise RuntimeError("dynamo exporter not requested")
             _export_dynamo(module, spec, args, path, opset)
         except Exception as exc:
-            fallback = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            fallback = root_cause(exc)
             if dynamo:
+                logger.info("dynamo exporter's full error:\n%s", full_text(exc))
                 logger.warning(
                     "dynamo export failed (%s); falling back to the TorchScript exporter", fallback
                 )
@@ -210,9 +219,11 @@ def export_onnx(
             try:
                 _export_torchscript(module, spec, args, path, opset)
             except Exception as exc2:
+                logger.info("TorchScript exporter's full error:\n%s", full_text(exc2))
                 raise ExportError(
-                    f"ONNX export failed with both exporters: dynamo: {fallback}; torchscript: "
-                    f"{type(exc2).__name__}: {str(exc2)[:300]}"
+                    f"ONNX export failed with both exporters. Root cause — dynamo "
+                    f"(torch.export): {fallback}; torchscript: {root_cause(exc2)}. "
+                    "Run with -v for the exporters' full text"
                 ) from exc2
     model = onnx.load(str(path))
     if exporter == "torchscript":

@@ -2,13 +2,19 @@
 
 The relative error of an output is ``max|onnx - torch| / max(max|torch|, eps)`` over the
 whole batch, with ``eps = 1e-3`` so that outputs near zero are judged on an absolute scale.
+
+Parity cannot pass vacuously: when PyTorch's own outputs are degenerate over all cases —
+at the float noise floor (``max|torch| < NOISE_FLOOR``: a zero-initialised head, a network
+whose activations vanished at default init) or near-constant across inputs (their spread is
+below ``CONSTANT_SPREAD`` of their scale) — the report says so per output, a warning is
+logged, and real inputs (``--golden-studies``) or trained weights are suggested.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +27,15 @@ from medfuse.errors import ExportError
 from medfuse.export.inputs import validate_inputs
 
 __all__ = [
+    "CONSTANT_SPREAD",
+    "NOISE_FLOOR",
     "PARITY_EPS",
     "PARITY_TOLERANCE",
     "OutputParity",
     "ParityCase",
     "ParityReport",
     "check_parity",
+    "degenerate_outputs",
     "onnx_outputs",
     "torch_outputs",
 ]
@@ -35,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 PARITY_TOLERANCE = 1e-4
 PARITY_EPS = 1e-3
+NOISE_FLOOR = 1e-6
+"""Outputs whose largest magnitude is below this are float noise: parity compares nothing."""
+CONSTANT_SPREAD = 1e-4
+"""Outputs whose spread across inputs is below this fraction of their scale are constant."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,17 @@ class ParityReport:
     cases: tuple[ParityCase, ...]
     tolerance: float
     eps: float = PARITY_EPS
+    degenerate: Mapping[str, str] = field(default_factory=dict)
+    """Output name → why its reference outputs cannot show a disagreement."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """One sentence per degenerate output, with what would make the check meaningful."""
+        return [
+            f"parity of output {name!r} is vacuous: {why}; export with real inputs "
+            "(--golden-studies DIR, API golden_inputs=) or trained weights"
+            for name, why in self.degenerate.items()
+        ]
 
     @property
     def worst(self) -> dict[str, float]:
@@ -105,6 +129,8 @@ class ParityReport:
             "eps": self.eps,
             "worst_relative_error": self.worst,
             "cases": [c.to_dict() for c in self.cases],
+            "degenerate": dict(self.degenerate),
+            "warnings": self.warnings,
         }
 
 
@@ -164,6 +190,49 @@ def _compare(name: str, got: NDArray[Any], ref: NDArray[Any], eps: float) -> Out
     return OutputParity(name, err, ref_max, err / max(ref_max, eps), True)
 
 
+def degenerate_outputs(
+    refs: Mapping[str, Sequence[NDArray[Any]]],
+    *,
+    noise_floor: float = NOISE_FLOOR,
+    spread: float = CONSTANT_SPREAD,
+) -> dict[str, str]:
+    """Which outputs' reference values cannot reveal a disagreement, and why.
+
+    Parameters
+    ----------
+    refs:
+        Output name → PyTorch's outputs of each case (batch axis first).
+    noise_floor:
+        Largest magnitude below which an output is float noise.
+    spread:
+        Largest range across inputs, as a fraction of the output's scale, below which the
+        output is constant. Judged only with at least two input rows.
+    """
+    out: dict[str, str] = {}
+    for name, arrays in refs.items():
+        rows = [np.asarray(a, dtype=np.float64) for a in arrays if np.size(a)]
+        if not rows:
+            continue
+        flat = np.concatenate([r.reshape(r.shape[0], -1) for r in rows], axis=0)
+        if not np.isfinite(flat).all():
+            continue  # reported as non-finite by the comparison
+        scale = float(np.max(np.abs(flat)))
+        if scale < noise_floor:
+            out[name] = (
+                f"PyTorch's outputs are at the float noise floor (max |output| {scale:.1e} "
+                f"< {noise_floor:g})"
+            )
+            continue
+        if flat.shape[0] >= 2:
+            rng = float(np.max(flat.max(axis=0) - flat.min(axis=0)))
+            if rng < spread * scale:
+                out[name] = (
+                    f"PyTorch's outputs are the same for every input ({flat.shape[0]} inputs, "
+                    f"spread {rng:.1e} at scale {scale:.1e})"
+                )
+    return out
+
+
 def check_parity(
     module: Any,
     spec: ModelSpec,
@@ -204,9 +273,12 @@ def check_parity(
         When an output is not finite or exceeds ``tolerance`` (with the numbers).
     """
     results = []
+    refs: dict[str, list[NDArray[Any]]] = {o.name: [] for o in spec.outputs}
     for source, inputs in cases:
         batch = validate_inputs(spec, inputs, f"parity case {source!r}")
         ref = torch_outputs(module, spec, inputs)
+        for o in spec.outputs:
+            refs[o.name].append(ref[o.name])
         got = onnx_outputs(model, spec, inputs)
         outs = tuple(_compare(o.name, got[o.name], ref[o.name], eps) for o in spec.outputs)
         results.append(ParityCase(source, batch, outs))
@@ -216,7 +288,9 @@ def check_parity(
             batch,
             ", ".join(f"{o.name} {o.relative_error:.2e}" for o in outs),
         )
-    report = ParityReport(tuple(results), tolerance, eps)
+    report = ParityReport(tuple(results), tolerance, eps, degenerate_outputs(refs))
+    for warning in report.warnings:
+        logger.warning("%s", warning)
     if raise_on_failure and not report.ok:
         bad = [
             f"{c.source} (batch {c.batch}) {o.name}: relative error {o.relative_error:.3e} "

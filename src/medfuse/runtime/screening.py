@@ -37,6 +37,8 @@ from medfuse.runtime.results import (
     ModelInfo,
     ResultRecord,
     ResultsWriter,
+    StudyOutcome,
+    StudyResult,
     check_output,
     load_or_create_secret,
     read_results,
@@ -44,6 +46,7 @@ from medfuse.runtime.results import (
 )
 from medfuse.runtime.results.keys import key_fingerprint
 from medfuse.runtime.results.lock import ResultsLock, check_fingerprint
+from medfuse.runtime.results.segmentation import write_masks
 
 if TYPE_CHECKING:
     from medfuse.runtime.dicom import Discovery, Study
@@ -201,6 +204,7 @@ def screen_studies(
     device: str = "auto",
     threads: int | None = None,
     progress: Callable[[ScreeningProgress], None] | None = None,
+    masks_dir: str | Path | None = None,
 ) -> ScreeningSummary:
     """Screen every study under ``studies_dir`` and append one JSON line per study to ``out``.
 
@@ -225,6 +229,9 @@ def screen_studies(
         Passed to :class:`medfuse.runtime.session.Session`.
     progress:
         Called after every study with a :class:`ScreeningProgress`.
+    masks_dir:
+        Write each ``ok`` study's segmentation label maps here as ``<study key>.<output>.npy``
+        (uint8, the output's grid); by default masks are summarised in the record only.
 
     Returns
     -------
@@ -291,7 +298,14 @@ def screen_studies(
                     out_path, resume=resume, lock=lock, fingerprint=fingerprint
                 ) as writer:
                     run = _screen_feed(
-                        session, feed, writer, model, batch_size, workers, progress
+                        session,
+                        feed,
+                        writer,
+                        model,
+                        batch_size,
+                        workers,
+                        progress,
+                        None if masks_dir is None else Path(masks_dir),
                     )
         elif existing is not None and existing.torn_bytes:
             # repair the torn tail anyway
@@ -423,6 +437,7 @@ def _screen_feed(
     batch_size: int,
     workers: int,
     progress: Callable[[ScreeningProgress], None] | None,
+    masks_dir: Path | None = None,
 ) -> _RunCounts:
     """Run the fed studies through the session, writing one record per final study.
 
@@ -433,14 +448,16 @@ def _screen_feed(
     """
     run = _RunCounts()
     stream = feed.stream
-    held: list[tuple[str, Study, ResultRecord]] = []
+    held: list[tuple[str, Study, ResultRecord, StudyOutcome]] = []
     written: set[str] = set()
 
-    def settle(key: str, study: Study, record: ResultRecord) -> None:
+    def settle(key: str, study: Study, record: ResultRecord, outcome: StudyOutcome) -> None:
         if key in written or not stream.is_final(study):
             run.rescreened += 1
             return
         writer.write(record)
+        if masks_dir is not None and isinstance(outcome, StudyResult):
+            write_masks(masks_dir, key, outcome.outputs.values())
         written.add(key)
         run.count(record)
 
@@ -454,9 +471,9 @@ def _screen_feed(
             for item in held:
                 settle(*item)
             held.clear()
-            settle(key, study, record)
+            settle(key, study, record, outcome)
         else:
-            held.append((key, study, record))
+            held.append((key, study, record, outcome))
         run.elapsed_s = time.perf_counter() - start
         if progress is not None:
             total = feed.pending_total() if stream.done else feed.fed

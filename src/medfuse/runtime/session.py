@@ -454,7 +454,14 @@ class Session:
                 index=index,
                 key=key,
                 outputs={
-                    o.name: OutputResult.from_row(o, outputs[o.name][r], units.get(o.name))
+                    o.name: OutputResult.from_row(
+                        o,
+                        outputs[o.name][r],
+                        units.get(o.name),
+                        voxel_ml=prepared.voxel_ml(tuple(int(d) for d in o.shape[2:]), spec)
+                        if o.kind == "segmentation"
+                        else None,
+                    )
                     for o in spec.outputs
                 },
                 provenance=prepared.provenance,

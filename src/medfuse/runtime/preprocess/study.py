@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
@@ -30,6 +31,7 @@ from medfuse.runtime.dicom.study import Instance, Series, Study
 from medfuse.runtime.preprocess.intensity import apply_intensity_into, require_finite
 from medfuse.runtime.preprocess.plan import PlanOutcome, StudyPlan, plan_study
 from medfuse.runtime.preprocess.resample import resample_volume_into, resize_image_into
+from medfuse.runtime.preprocess.scalars import fill_scalars
 from medfuse.runtime.results.outcomes import fault_exception
 from medfuse.runtime.results.provenance import Notice, Provenance, reason_of
 from medfuse.runtime.results.redaction import error_info, modality_term
@@ -54,10 +56,26 @@ class PreparedStudy:
     timing_ms:
         ``"read"`` (DICOM decode and pixel pipeline) and ``"preprocess"`` (resampling and
         intensity), summed over inputs, in milliseconds.
+    spacing_mm:
+        Image input → voxel spacing of its tensor grid in mm (same axis order as the recipe's
+        ``size``), for the inputs whose series geometry is known.
     """
 
     provenance: Provenance
     timing_ms: Mapping[str, float] = field(default_factory=dict)
+    spacing_mm: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def voxel_ml(self, spatial: tuple[int, ...], spec: ModelSpec) -> float | None:
+        """Volume (mL) of one voxel of a 3-D grid of shape ``spatial``: taken from the first
+        filled image input whose recipe size is ``spatial``; None when none is or its spacing
+        is unknown."""
+        if len(spatial) != 3:
+            return None
+        for inp in spec.image_inputs:
+            got = self.spacing_mm.get(inp.name)
+            if inp.preprocessing is not None and inp.preprocessing.size == spatial and got:
+                return float(np.prod(got)) / 1000.0
+        return None
 
     @property
     def present(self) -> tuple[str, ...]:
@@ -77,6 +95,7 @@ class _SeriesRead:
     read_ms: float
     preprocess_ms: float
     notes: tuple[str, ...] = ()
+    spacing: tuple[float, ...] | None = None
 
 
 def _check_out(out: NDArray[np.float32], shape: tuple[int, ...], what: str) -> None:
@@ -97,13 +116,22 @@ def first_instance(series: Series) -> Instance:
     return series.instances[0]
 
 
+def _resampled_spacing(
+    spacing: tuple[float, ...] | None, shape: tuple[int, ...], recipe: PreprocessRecipe
+) -> tuple[float, ...] | None:
+    """The spacing (mm) of the recipe's grid after the whole field of view was resampled."""
+    if spacing is None or len(spacing) != len(recipe.size):
+        return None
+    return tuple(s * n0 / n for s, n0, n in zip(spacing, shape, recipe.size, strict=True))
+
+
 def _spacing_off(
     spacing: tuple[float, ...] | None, shape: tuple[int, ...], recipe: PreprocessRecipe
 ) -> str | None:
     """A note when the series' spacing after resampling is far from the recipe's, else None."""
-    if recipe.spacing is None or spacing is None or len(spacing) != len(recipe.size):
+    got = _resampled_spacing(spacing, shape, recipe)
+    if recipe.spacing is None or got is None:
         return None
-    got = tuple(s * n0 / n for s, n0, n in zip(spacing, shape, recipe.size, strict=True))
     for g, want in zip(got, recipe.spacing, strict=True):
         if want > 0 and g > 0 and not 1 / _SPACING_TOLERANCE <= g / want <= _SPACING_TOLERANCE:
             return (
@@ -137,6 +165,11 @@ def _preprocess_series_timed(
         resample_volume_into(values, (recipe.size[0], recipe.size[1], recipe.size[2]), out[0])
         notes.extend(volume.notes)
         off = _spacing_off(volume.spacing, values.shape, recipe) if volume.geometry_known else None
+        grid = (
+            _resampled_spacing(volume.spacing, values.shape, recipe)
+            if volume.geometry_known
+            else None
+        )
     else:
         if method == "voi":
             frames = read_frames(first_instance(series).path, voi_index=recipe.intensity.voi_index)
@@ -149,9 +182,13 @@ def _preprocess_series_timed(
         notes.extend(_content_notes(series, values, recipe))
         resize_image_into(values, (recipe.size[0], recipe.size[1]), out[0])
         off = _spacing_off(spacing, values.shape, recipe)
+        grid = _resampled_spacing(spacing, values.shape, recipe)
     if off is not None:
         notes.append(f"spacing_off: {off}")
-    apply_intensity_into(out[0], recipe.intensity, out)
+    channels = recipe.intensity.channels
+    apply_intensity_into(out[0], recipe.intensity, out[:channels])
+    for r in range(1, recipe.replicate):  # channel replication (e.g. grey → ImageNet RGB)
+        out[r * channels : (r + 1) * channels] = out[:channels]
     t2 = time.perf_counter()
     logger.debug(
         "%s %s %s -> %s (%s): read %.1f ms, preprocess %.1f ms",
@@ -163,7 +200,7 @@ def _preprocess_series_timed(
         (t1 - t0) * 1e3,
         (t2 - t1) * 1e3,
     )
-    return _SeriesRead((t1 - t0) * 1e3, (t2 - t1) * 1e3, tuple(notes))
+    return _SeriesRead((t1 - t0) * 1e3, (t2 - t1) * 1e3, tuple(notes), grid)
 
 
 # An in-plane upscale this large (ratio) means the model sees interpolation, not detail.
@@ -272,8 +309,13 @@ def preprocess_study(
         A buffer is missing or does not fit its input, or a recipe does not apply.
     """
     images = spec.image_inputs
+    scalars = spec.scalar_inputs
     presence_spec = spec.presence_input
-    needed = [i.name for i in images] + ([presence_spec.name] if presence_spec else [])
+    needed = (
+        [i.name for i in images]
+        + [i.name for i in scalars]
+        + ([presence_spec.name] if presence_spec else [])
+    )
     absent_keys = [n for n in needed if n not in out]
     if absent_keys:
         raise PreprocessingError(
@@ -287,6 +329,8 @@ def preprocess_study(
     for inp in images:
         assert inp.preprocessing is not None  # InputSpec guarantees it for image inputs
         _check_out(out[inp.name], inp.preprocessing.tensor_shape, f"input {inp.name!r}")
+    for inp in scalars:
+        _check_out(out[inp.name], (1,), f"input {inp.name!r}")
 
     plan = plan if plan is not None else plan_study(study, spec)
     if not plan.usable:  # from the headers alone: read nothing, so nothing is marked used
@@ -296,6 +340,8 @@ def preprocess_study(
     outcome = PlanOutcome()
 
     read_ms = prep_ms = 0.0
+    header: Path | None = None  # where scalar inputs are read: the first series used
+    spacing: dict[str, tuple[float, ...]] = {}
     for i, inp in enumerate(images):
         assert inp.preprocessing is not None
         view = out[inp.name]
@@ -314,6 +360,9 @@ def preprocess_study(
             prep_ms += done.preprocess_ms
             frames = series.frames if inp.preprocessing.geometry == "volume" else 1
             outcome.used[inp.name] = (n, frames)
+            if done.spacing is not None:
+                spacing[inp.name] = done.spacing
+            header = header or first_instance(series).path
             outcome.notices.extend(_notices(inp.name, n, done.notes))
             filled = True
             break
@@ -321,6 +370,8 @@ def preprocess_study(
             view.fill(0.0)
         if presence is not None:
             presence[i] = 1.0 if filled else 0.0
+    if scalars and header is not None:
+        outcome.notices.extend(fill_scalars(scalars, header, out))
     provenance = plan.provenance(outcome)
     if not provenance.rule_met:
         _zero(out, needed)
@@ -330,6 +381,7 @@ def preprocess_study(
     return PreparedStudy(
         provenance=provenance,
         timing_ms=MappingProxyType({"read": read_ms, "preprocess": prep_ms}),
+        spacing_mm=MappingProxyType(spacing),
     )
 
 

@@ -72,13 +72,40 @@ class OutputResult:
     values: tuple[float, ...]
     raw: tuple[float, ...]
     unit: OutputUnit | None = None
+    volumes_ml: tuple[float, ...] | None = None
+    mask: NDArray[np.uint8] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_row(
-        cls, spec: OutputSpec, row: NDArray[Any], unit: OutputUnit | None = None
+        cls,
+        spec: OutputSpec,
+        row: NDArray[Any],
+        unit: OutputUnit | None = None,
+        *,
+        voxel_ml: float | None = None,
     ) -> OutputResult:
         """Build from one output row (copied out of the reused buffer); ``unit``: the
-        output's unit from the spec (:func:`medfuse.bundle.units.output_units`)."""
+        output's unit from the spec (:func:`medfuse.bundle.units.output_units`).
+
+        A ``segmentation`` output keeps per-class voxel fractions as ``values``, volumes in
+        mL when ``voxel_ml`` (one voxel of the output grid) is known, and the label map as
+        ``mask``; its logits are not kept (``raw`` is empty).
+        """
+        if spec.kind == "segmentation":
+            from medfuse.runtime.results.segmentation import summarise_segmentation
+
+            seg = summarise_segmentation(row, spec.activation, voxel_ml)
+            return cls(
+                name=spec.name,
+                meaning=spec.meaning,
+                kind=spec.kind,
+                activation=spec.activation,
+                labels=spec.labels,
+                values=seg.fractions,
+                raw=(),
+                volumes_ml=seg.volumes_ml,
+                mask=seg.label_map,
+            )
         flat = np.asarray(row, dtype=np.float64).reshape(-1)
         act = apply_activation(flat, spec.activation) if flat.size else flat
         return cls(
@@ -134,6 +161,8 @@ class OutputResult:
         if self.kind == "classification":
             d["top_label"] = self.top_label
             d["top_score"] = None if self.top_score is None else _json_float(self.top_score)
+        if self.volumes_ml is not None:
+            d["volumes_ml"] = [_json_float(v) for v in self.volumes_ml]
         return d
 
 

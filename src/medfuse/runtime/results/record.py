@@ -65,6 +65,8 @@ class OutputRecord:
     values: tuple[float | None, ...] = ()
     unit: str | None = None
     in_unit: tuple[float | None, ...] = ()
+    fractions: Mapping[str, float | None] = field(default_factory=dict)
+    volumes_ml: Mapping[str, float | None] | None = None
 
     @property
     def value(self) -> float | None:
@@ -88,6 +90,16 @@ class OutputRecord:
                 probability=_num(out.top_score),
                 probabilities=dict(zip(labels, values, strict=False)),
             )
+        if out.kind == "segmentation":
+            labels = out.labels or tuple(str(i) for i in range(len(values)))
+            vols = out.volumes_ml
+            return cls(
+                kind=out.kind,
+                fractions=dict(zip(labels, values, strict=False)),
+                volumes_ml=None
+                if vols is None
+                else dict(zip(labels, (_num(v) for v in vols), strict=False)),
+            )
         return cls(
             kind=out.kind,
             values=values,
@@ -96,6 +108,11 @@ class OutputRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
+        if self.kind == "segmentation":
+            seg: dict[str, Any] = {"kind": self.kind, "fractions": dict(self.fractions)}
+            if self.volumes_ml is not None:
+                seg["volumes_ml"] = dict(self.volumes_ml)
+            return seg
         if self.kind == "classification":
             return {
                 "kind": self.kind,
@@ -119,6 +136,16 @@ class OutputRecord:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> OutputRecord:
         kind = str(d.get("kind") or "regression")
+        if kind == "segmentation":
+            fr = d.get("fractions")
+            vols = d.get("volumes_ml")
+            return cls(
+                kind=kind,
+                fractions={str(k): _num(v) for k, v in fr.items()} if isinstance(fr, Mapping) else {},
+                volumes_ml={str(k): _num(v) for k, v in vols.items()}
+                if isinstance(vols, Mapping)
+                else None,
+            )
         if isinstance(d.get("probabilities"), Mapping):
             probs = {str(k): _num(v) for k, v in d["probabilities"].items()}
             top = d.get("top")
