@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-
-def _has_gpu() -> bool:
-    if shutil.which("nvidia-smi") is None and not Path("/dev/nvidia0").exists():
-        return Path("/etc/nv_tegra_release").exists()
-    return True
-
-
-def _has_tensorrt() -> bool:
-    try:
-        return importlib.util.find_spec("tensorrt") is not None and _has_gpu()
-    except (ImportError, ValueError):
-        return False
+from helpers.hardware import has_gpu, has_tensorrt
 
 
 def _is_jetson() -> bool:
@@ -29,8 +16,8 @@ def _is_jetson() -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     gates = {
-        "gpu": (_has_gpu(), "needs an NVIDIA GPU"),
-        "tensorrt": (_has_tensorrt(), "needs TensorRT and a GPU"),
+        "gpu": (has_gpu(), "needs an NVIDIA GPU"),
+        "tensorrt": (has_tensorrt(), "needs TensorRT and a GPU"),
         "jetson": (_is_jetson(), "needs a Jetson device"),
         "slow": (os.environ.get("MEDFUSE_SLOW") == "1", "slow; set MEDFUSE_SLOW=1 to run"),
     }

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _has_gpu
+from helpers.hardware import has_gpu
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -114,7 +114,7 @@ def test_readme_pipeline_runs_as_pasted(tmp_path: Path) -> None:
             ["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True,
             timeout=1800,
         )  # fmt: skip
-        if verb == "build" and not _has_gpu():
+        if verb == "build" and not has_gpu():
             assert proc.returncode == 1, proc.stderr
             assert "no NVIDIA GPU was found on this machine" in proc.stderr, proc.stderr
             outcome[line] = "refused: no GPU"
