@@ -79,12 +79,11 @@ def open_dataset(path: str | os.PathLike[str], *, headers_only: bool = False) ->
             "the file is empty (0 bytes); a DICOM file starts with a 132-byte header"
         )
     try:
-        with reading():
-            with open(p, "rb") as fh:
-                check_deflated(fh)  # a deflate bomb is refused before pydicom inflates it
-                ds = pydicom.dcmread(
-                    fh, stop_before_pixels=headers_only, defer_size=_DEFER_BYTES
-                )
+        with reading(), open(p, "rb") as fh:
+            check_deflated(fh)  # a deflate bomb is refused before pydicom inflates it
+            ds = pydicom.dcmread(
+                fh, stop_before_pixels=headers_only, defer_size=_DEFER_BYTES
+            )
     except OversizeDicomError:
         raise
     except InvalidDicomError as exc:
