@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from medfuse._paths import preflight, writing
     from medfuse.cli.run import progress_bar
     from medfuse.runtime.results import read_results
+    from medfuse.runtime.results.lock import ResultsLock
     from medfuse.runtime.screening import screen_studies
 
     if not 1 <= args.studies <= 1000:
@@ -120,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     jsonl, csv = out_dir / "demo-results.jsonl", out_dir / "demo-results.csv"
     with writing(out_dir, "write the demo results in", "--out"):
         out_dir.mkdir(parents=True, exist_ok=True)
+        # a demo still writing there is named (ResultsInUseError) before its file is removed
+        ResultsLock(jsonl).acquire().release()
         jsonl.unlink(missing_ok=True)  # the demo's own output: rewritten on every run
     with progress_bar("demo") as on_progress:
         summary = screen_studies(

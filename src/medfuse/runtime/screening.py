@@ -241,6 +241,13 @@ def screen_studies(
     ------
     UsageError
         Bad arguments, a missing studies folder, or a non-empty ``out`` without ``resume``.
+    FileAccessError
+        ``out``, ``csv_path`` or the key secret cannot be used (checked before discovery), or a
+        write failed (full disk); the message names the path.
+    ResultsInUseError
+        Another process is writing ``out`` (checked before discovery; names its PID).
+    SecretMismatchError
+        ``resume`` with another key secret than the one ``out`` was written with.
     DicomError
         No DICOM study was found under ``studies_dir``.
     BundleError, BackendError

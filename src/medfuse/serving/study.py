@@ -42,7 +42,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.bundle.spec import ModelSpec
-from medfuse.errors import DicomError, MedfuseError, PreprocessingError, StudyError, UsageError
+from medfuse.errors import (
+    DicomError,
+    MedfuseError,
+    PreprocessingError,
+    StudyError,
+    UploadTooLargeError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from medfuse.runtime.results import ResultRecord
@@ -50,7 +57,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAGIC",
+    "MAX_EXPANSION",
     "MAX_FILES",
+    "MAX_STUDY_BYTES",
+    "MAX_TAR_MEMBERS",
     "STUDY_RESULT",
     "DecodedStudy",
     "StudyHandler",
@@ -66,6 +76,13 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"MFSTUDY1"
 MAX_FILES = 100_000
+MAX_TAR_MEMBERS = 2 * MAX_FILES
+"""Members of any kind (folders, links …) a tar may hold; each costs a header object."""
+MAX_STUDY_BYTES = 8 << 30
+"""Bytes all files of one study may expand to (before the memory cap of :func:`_study_cap`)."""
+MAX_EXPANSION = 1.0
+"""Expanded bytes per payload byte a tar may reach (plus one MiB for headers): an uncompressed
+tar stores every byte, so only sparse members expand, and medfuse takes none."""
 _COUNT = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
 
@@ -134,15 +151,63 @@ def _decode_framed(data: bytes) -> list[bytes]:
     return files
 
 
+def _too_large(what: str) -> UploadTooLargeError:
+    return UploadTooLargeError(
+        f"study payload too large: {what}; send the study's DICOM files as an uncompressed tar "
+        "without sparse members, or the medfuse framing (HTTP 413 alike)"
+    )
+
+
+def _study_cap() -> int:
+    """The most bytes one study's files may expand to here: 8 GiB, or a quarter of the memory
+    available now (the files are held in memory while they are written out)."""
+    from medfuse.runtime.dicom.limits import _available_memory
+
+    available = _available_memory()
+    return MAX_STUDY_BYTES if available is None else min(MAX_STUDY_BYTES, available // 4)
+
+
 def _decode_tar(data: bytes) -> list[bytes]:
+    """The regular members' bytes, with every cap checked from the headers before reading.
+
+    Raises
+    ------
+    UploadTooLargeError
+        Too many members, a member over the per-file cap, a sparse member, more expanded bytes
+        than the payload holds (compression ratio) or than the study cap.
+    """
+    from medfuse.runtime.dicom.limits import max_inflated_bytes
+
+    per_file = max_inflated_bytes()
+    expand_cap = min(int(len(data) * MAX_EXPANSION) + (1 << 20), _study_cap())
     files: list[bytes] = []
+    members = 0
+    total = 0
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for member in tar:
+                members += 1
+                if members > MAX_TAR_MEMBERS:
+                    raise _too_large(f"the tar holds more than {MAX_TAR_MEMBERS} members")
                 if not member.isreg():
                     continue
+                if member.issparse():
+                    raise _too_large(
+                        f"member #{members} is a sparse file declaring {member.size} bytes"
+                    )
                 if len(files) >= MAX_FILES:
-                    raise DicomError(f"study payload: the tar holds more than {MAX_FILES} files")
+                    raise _too_large(f"the tar holds more than {MAX_FILES} files")
+                if member.size > per_file:
+                    raise _too_large(
+                        f"member #{members} holds {member.size} bytes, more than the "
+                        f"{per_file} one file may have"
+                    )
+                total += member.size
+                if total > expand_cap:
+                    raise _too_large(
+                        f"its files expand to more than {expand_cap} bytes from a "
+                        f"{len(data)}-byte payload"
+                    )
                 handle = tar.extractfile(member)
                 if handle is not None:
                     files.append(handle.read())
@@ -163,6 +228,8 @@ def decode_study(data: bytes) -> list[bytes]:
     ------
     DicomError
         Empty, truncated or unrecognised payload; the message says which form was expected.
+    UploadTooLargeError
+        A tar over its caps (members, sizes, expansion); see :func:`_decode_tar`.
     """
     data = bytes(data)
     if not data:
@@ -272,7 +339,7 @@ def preprocess_payloads(
 
 def _category(exc: BaseException) -> type[MedfuseError]:
     """The broad medfuse error class to re-raise ``exc``'s redacted message as."""
-    for cls in (DicomError, StudyError, PreprocessingError):
+    for cls in (UploadTooLargeError, DicomError, StudyError, PreprocessingError):
         if isinstance(exc, cls):
             return cls
     return StudyError

@@ -239,6 +239,7 @@ def test_public_api_is_complete() -> None:
         "discovery",
         "frames",
         "geometry",
+        "limits",
         "processing",
         "streaming",
         "study",

@@ -26,10 +26,12 @@ from medfuse.errors import (
     MedfuseError,
     MissingDecoderError,
     NotDicomError,
+    OversizeDicomError,
     PixelDataLengthError,
     UnsupportedDicomError,
 )
 from medfuse.runtime.dicom._quiet import reading, redact
+from medfuse.runtime.dicom.limits import check_deflated, check_image_size
 from medfuse.runtime.results.redaction import PHOTOMETRIC_INTERPRETATIONS, defined_term
 
 __all__ = [
@@ -50,8 +52,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-# Refuse to decode more than this many bytes of pixels from one file (decompression bombs).
-MAX_PIXEL_BYTES = 2 * 1024**3
+# Elements longer than this are read from the file when first used, so the image-size caps
+# (:mod:`.limits`) are checked before a huge Pixel Data value is in memory.
+_DEFER_BYTES = 16 << 20
 _PIXEL_PACKAGES = {
     # transfer syntax keyword prefix → what to pip install (licence-friendly choice first)
     "JPEG2000": "pylibjpeg-openjpeg",
@@ -76,8 +79,13 @@ def open_dataset(path: str | os.PathLike[str], *, headers_only: bool = False) ->
             "the file is empty (0 bytes); a DICOM file starts with a 132-byte header"
         )
     try:
-        with reading():
-            ds = pydicom.dcmread(p, stop_before_pixels=headers_only)
+        with reading(), open(p, "rb") as fh:
+            check_deflated(fh)  # a deflate bomb is refused before pydicom inflates it
+            ds = pydicom.dcmread(
+                fh, stop_before_pixels=headers_only, defer_size=_DEFER_BYTES
+            )
+    except OversizeDicomError:
+        raise
     except InvalidDicomError as exc:
         raise NotDicomError(
             f"not a DICOM file ({size} bytes, no 'DICM' marker after the 128-byte preamble)"
@@ -189,12 +197,7 @@ def validate_header(ds: Dataset) -> tuple[int, int, int]:
             f"not a grayscale image (PhotometricInterpretation {shown}, SamplesPerPixel {spp}); "
             "medfuse reads MONOCHROME1 / MONOCHROME2 images with one sample per pixel"
         )
-    need = frames * rows * cols * spp * bits // 8
-    if need > MAX_PIXEL_BYTES:
-        raise UnsupportedDicomError(
-            f"the image would decode to {need / 1024**3:.1f} GiB "
-            f"({frames}×{rows}×{cols}×{bits} bits); the limit is {MAX_PIXEL_BYTES / 1024**3:.0f} GiB"
-        )
+    check_image_size(frames, rows, cols, bits)
     return frames, rows, cols
 
 

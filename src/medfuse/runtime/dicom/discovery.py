@@ -32,7 +32,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
-from medfuse.errors import UsageError
+from medfuse.errors import OversizeDicomError, UsageError
 from medfuse.runtime.dicom._facts import (
     HEADER_PEEK,
     PIXEL_TAG_BE,
@@ -49,6 +49,7 @@ from medfuse.runtime.dicom.geometry import (
     frame_spacing,
     imager_spacing,
 )
+from medfuse.runtime.dicom.limits import check_deflated, oversize
 from medfuse.runtime.dicom.study import Instance, Series, Study
 
 __all__ = ["SKIP_REASONS", "Collector", "Discovery", "discover_studies", "walk_files"]
@@ -64,6 +65,7 @@ SKIP_REASONS = (
     "missing_uid",
     "not_regular",
     "unreadable_folder",
+    "too_large",
 )
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _STUDY_UID_TAG = 0x0020000D
@@ -154,6 +156,10 @@ def _read_header(path: Path) -> tuple[str, str, str, Instance, str | None]:
             except Exception:  # skipped or odd: pydicom decides, so both paths agree
                 pass
         fh.seek(0)
+        try:
+            check_deflated(fh)  # pydicom inflates a deflated file whole, even for its header
+        except OversizeDicomError as exc:
+            raise _Skip("too_large") from exc
         try:
             with reading():
                 try:
@@ -329,6 +335,8 @@ def _classify(
     if not rows or not cols or not frames or rows < 0 or cols < 0 or frames < 0:
         raise _Skip("unreadable", (study_uid, series_uid))
     modality = str(ds.get("Modality", "") or "").strip().upper()
+    bits = _int(ds, "BitsAllocated", 16) or 16
+    too_large = oversize(frames, rows, cols, bits * (_int(ds, "SamplesPerPixel", 1) or 1))
     instance = Instance(
         path=path,
         sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
@@ -344,11 +352,15 @@ def _classify(
         .strip()
         .upper(),
         samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
-        facts=header_facts(ds, fh, offset, head, (frames, rows, cols)),
+        facts=None if too_large else header_facts(ds, fh, offset, head, (frames, rows, cols)),
         modality=modality,
         series_number=_int(ds, "SeriesNumber", None),
         transfer_syntax=tsyntax,
-        problem=None if pixel_length_fits(ds, head, _size(fh) - offset) else "pixel_length",
+        problem="too_large"
+        if too_large
+        else None
+        if pixel_length_fits(ds, head, _size(fh) - offset)
+        else "pixel_length",
         patient=_digest(ds.get("PatientID", "")),
         bad_values=bad_values(ds),
     )

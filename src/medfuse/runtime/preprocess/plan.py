@@ -138,6 +138,13 @@ def _fault(series: Series) -> _Verdict | None:
             f"{series.unreadable_files} of its {files} files could not be read; a series is "
             "used whole or not at all",
         )
+    huge = sum(1 for i in series.instances if i.problem == "too_large")
+    if huge:
+        return _Verdict(
+            "too_large",
+            f"{huge} of its {files} files declare an image larger than medfuse reads (a frame "
+            "over 8192 × 8192 pixels, or more pixel bytes than the limit here); they are not read",
+        )
     for keyword in ("RescaleSlope", "RescaleIntercept", "NumberOfFrames"):
         junk = sum(1 for i in series.instances if keyword in i.bad_values)
         if junk:

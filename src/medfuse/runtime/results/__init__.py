@@ -7,6 +7,7 @@
 - :mod:`.provenance` — what a result rests on (:class:`Provenance`), reason codes, warnings;
 - :mod:`.record` — the frozen :class:`ResultRecord` and its JSON round trip;
 - :mod:`.io` — the append-only JSONL writer and reader, and the CSV mirror;
+- :mod:`.lock` — one writer per results file (``flock``), and the key fingerprint sidecar;
 - :mod:`.keys` — pseudonymous study keys (HMAC of the StudyInstanceUID) and their secret;
 - :mod:`.redaction` — the one rule for what may reach a message, a log or a record.
 

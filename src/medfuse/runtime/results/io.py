@@ -11,6 +11,11 @@ torn one. Records are keyed by the pseudonymous ``"study"`` key; nothing else id
 Lines are :class:`~medfuse.runtime.results.record.ResultRecord` objects on both sides: the writer
 takes them, the reader gives them back typed.
 
+One process writes a file at a time: the writer holds an exclusive ``flock`` on ``<file>.lock``
+(:mod:`medfuse.runtime.results.lock`, which also keeps the key secret's fingerprint in
+``<file>.meta``); any ``OSError`` while writing is a :class:`~medfuse.errors.FileAccessError`
+naming the file.
+
 The CSV is derived: :func:`write_csv` rewrites it from the JSONL (atomically, via a temporary
 file) so that it is consistent after any number of resumed runs.
 """

@@ -13,7 +13,7 @@ PHI-free by construction:
 
 Reason codes (:data:`REASONS`) say why a series fed no input. The *faults* among them
 (:data:`FAULTS`: a file that could not be read, pixel data of the wrong length, no decoder,
-disagreeing files, NaN) are data or installation problems; the others describe content the model
+disagreeing files, NaN, an image over the reading caps) are data or installation problems; the others describe content the model
 does not take. A study whose presence rule is not met is ``error`` when a fault kept an input
 empty and ``no_usable_input`` otherwise (:func:`study_status`).
 """
@@ -53,12 +53,21 @@ REASONS: Mapping[str, str] = MappingProxyType(
         "mixed_modality": "its files disagree on Modality",
         "non_finite": "its values are NaN or infinite",
         "mixed_patient": "the study's files name more than one patient",
+        "too_large": "its image is larger than medfuse reads (declared or inflated size)",
     }
 )
 """Reason code → what it means (the codes a record's ``reason`` fields take)."""
 
 FAULTS = frozenset(
-    {"unreadable", "pixel_length", "undecodable", "mixed_modality", "non_finite", "mixed_patient"}
+    {
+        "unreadable",
+        "pixel_length",
+        "undecodable",
+        "mixed_modality",
+        "non_finite",
+        "mixed_patient",
+        "too_large",
+    }
 )
 """Reasons that are faults of the data or the installation rather than the study's content."""
 
