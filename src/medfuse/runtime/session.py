@@ -4,9 +4,10 @@
 backend / device / precision variant (:mod:`medfuse.runtime.backends.select`, logged with the
 reason), and activates it.
 
-- :meth:`Session.infer` runs raw tensors: feeds are validated, copied once into buffers bound
-  to the backend, and the outputs come back as the reused output buffers (valid until the next
-  call with the same batch size; copy to keep). Nothing is allocated per call in steady state.
+- :meth:`Session.infer` runs raw tensors: feeds are validated (once per feed layout), bound in
+  place on ONNX Runtime (copied once into bound buffers elsewhere), and the outputs come back as
+  the reused output buffers (valid until the next call with the same batch size; copy to keep).
+  Nothing is allocated per call in steady state.
 - :meth:`Session.predict_many` runs DICOM studies through a bounded pipeline: a thread pool of
   ``workers`` preprocesses studies straight into the rows of one bound buffer set while the
   backend runs the previous set (two sets per batch size: double buffering). Results come in

@@ -75,3 +75,28 @@ def test_a_remembered_layout_still_checks_values_and_other_layouts(model: Path) 
         with pytest.raises(BackendError, match="feeds must be a mapping"):
             b.infer([1, 2])  # type: ignore[arg-type]
     assert not b._layouts  # forgotten with the model
+
+
+def test_feeds_bound_in_place_follow_new_arrays_values_and_strides(model: Path) -> None:
+    """infer binds the caller's arrays: new arrays, values changed in place and strided
+    views all give the bare call's results."""
+    with OnnxRuntimeBackend(model, threads=1, max_batch=4) as b:
+        a, c = random_feeds(2), random_feeds(2)
+        for feeds in (a, c, a):  # addresses change between calls: rebound each time
+            np.testing.assert_array_equal(
+                b.infer(feeds)["diagnosis"], _bare_iobinding(model, feeds)["diagnosis"]
+            )
+        a["ct"] *= -1.0  # same array, new values
+        np.testing.assert_array_equal(
+            b.infer(a)["diagnosis"], _bare_iobinding(model, a)["diagnosis"]
+        )
+        wide = np.repeat(a["ct"], 2, axis=-1)
+        strided = dict(a)
+        strided["ct"] = wide[..., ::2]  # not contiguous: copied into the bound buffer
+        assert not strided["ct"].flags.c_contiguous
+        np.testing.assert_array_equal(
+            b.infer(strided)["diagnosis"], _bare_iobinding(model, a)["diagnosis"]
+        )
+        np.testing.assert_array_equal(
+            b.infer(c)["diagnosis"], _bare_iobinding(model, c)["diagnosis"]
+        )

@@ -51,7 +51,9 @@ class TensorSpec:
     def sample_shape(self) -> tuple[int, ...]:
         """Shape without the batch axis (every non-batch dimension is fixed)."""
         if None in self.shape[1:]:
-            raise BackendError(f"tensor {self.name!r} has a symbolic dimension beyond the batch axis")
+            raise BackendError(
+                f"tensor {self.name!r} has a symbolic dimension beyond the batch axis"
+            )
         return tuple(int(d) for d in self.shape[1:] if d is not None)
 
     @property
@@ -228,18 +230,24 @@ class Backend(ABC):
         """
         self._require_active()
         batch = self._layout_batch(feeds)
+        if self._check_finite:
+            for name in self._float_inputs:
+                _check_finite(name, feeds[name])
         buffers = self._pool.get(batch, 0)
+        self.infer_impl(buffers, feeds)
+        return dict(buffers.outputs)
+
+    def infer_impl(self, buffers: BufferSet, feeds: Mapping[str, NDArray[Any]]) -> None:
+        """Run validated ``feeds`` writing ``buffers.outputs`` (default: copy in, execute).
+
+        A backend that can read the caller's arrays in place (ONNX Runtime binds them) overrides
+        this to skip the copy.
+        """
         for name, dst in buffers.inputs.items():
             src = feeds[name]
             if src is not dst:
                 np.copyto(dst, src)
-        if self._check_finite:
-            # on the copies: they are in cache now (and a feed cannot change under the check)
-            inputs = buffers.inputs
-            for name in self._float_inputs:
-                _check_finite(name, inputs[name])
         self.execute_impl(buffers)
-        return dict(buffers.outputs)
 
     # -- checks ---------------------------------------------------------------------------------
 
@@ -309,9 +317,7 @@ class Backend(ABC):
                 )
             if arr.shape[1:] != spec.sample_shape:
                 want = ["batch", *spec.sample_shape]
-                raise BackendError(
-                    f"input {spec.name!r}: shape {list(arr.shape)}, expected {want}"
-                )
+                raise BackendError(f"input {spec.name!r}: shape {list(arr.shape)}, expected {want}")
             if batch == -1:
                 batch = arr.shape[0]
             elif arr.shape[0] != batch:
