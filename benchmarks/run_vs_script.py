@@ -187,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--patients", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--round-studies",
+        type=int,
+        default=100,
+        help="studies the interleaved rounds run on (the first N patients; default 100)",
+    )
     ap.add_argument("--scale", default="", help="study counts, e.g. 10,100 (subsets)")
     ap.add_argument("--slices", default="", help="CT slice counts, e.g. 32,128,512")
     ap.add_argument("--slice-studies", type=int, default=10)
@@ -207,12 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     bundle = reference_bundle_path()
     fp = device_fingerprint(bundle_facts(open_bundle(bundle)))
     args.workdir.mkdir(parents=True, exist_ok=True)
-    studies = ensure_studies(args.workdir, args.patients)
+    every = ensure_studies(args.workdir, args.patients)
+    n_round = min(args.round_studies, args.patients)
+    studies = every if n_round >= args.patients else subset(every, n_round, args.workdir)
     report: dict[str, Any] = {
         "benchmark": "run_vs_script",
         "fingerprint": fp,
         "config": {
             "patients": args.patients,
+            "round_studies": n_round,
             "rounds": args.rounds,
             "cores": os.cpu_count(),
             "precision": args.precision,
@@ -269,16 +278,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.scale:
             report["scale_studies"] = []
             for n in (int(x) for x in args.scale.split(",")):
-                folder = studies if n >= args.patients else subset(studies, n, args.workdir)
+                folder = every if n >= args.patients else subset(every, n, args.workdir)
                 got = run_medfuse(folder, tmp, secret, "--precision", args.precision)
                 report["scale_studies"].append(
-                    {"studies": n, "wall_s": got["wall_s"], "s_per_study": got["wall_s"] / n}
+                    {
+                        "studies": n,
+                        "wall_s": got["wall_s"],
+                        "s_per_study": got["wall_s"] / n,
+                        "peak_rss_mib": got["peak_rss_mib"],
+                        "cores_busy": got["cores_busy"],
+                    }
                 )
         if args.slices:
             report["scale_slices"] = []
             for k in (int(x) for x in args.slices.split(",")):
                 folder = make_slices(
-                    studies,
+                    every,
                     k,
                     args.workdir / f"slices-{k}-{args.slice_studies}",
                     args.slice_studies,
@@ -291,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                         "wall_s": got["wall_s"],
                         "s_per_study": got["wall_s"] / n,
                         "read_ms_per_study": got["summary"]["timing_ms_mean"].get("read"),
+                        "read_ms_per_slice": (got["summary"]["timing_ms_mean"].get("read") or 0)
+                        / k,
                     }
                 )
     args.out.mkdir(parents=True, exist_ok=True)

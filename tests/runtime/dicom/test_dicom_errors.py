@@ -169,3 +169,25 @@ def test_rle_decoder_panic_becomes_corrupt_error(tmp_path: Path) -> None:
     p.write_bytes(bytes(data))
     with pytest.raises(CorruptDicomError, match="could not be decoded"):
         read_frames(p)
+
+
+def test_12_bit_jpeg_extended_is_undecodable_from_the_header(tmp_path: Path) -> None:
+    """The same judgement from the header alone (what `medfuse scan` sees)."""
+    from pydicom.pixels.decoders.base import get_decoder
+    from pydicom.uid import JPEGExtended12Bit
+
+    from medfuse.models.specs import model_spec
+    from medfuse.runtime.dicom import discover_studies
+    from medfuse.runtime.preprocess import plan_study
+
+    plugins = set(get_decoder(JPEGExtended12Bit).available_plugins)
+    if not plugins or not plugins <= {"pillow"}:
+        pytest.skip(f"decoders here: {sorted(plugins) or 'none'} (the case needs Pillow alone)")
+    ds = pydicom.dcmread(_path("JPEG-lossy.dcm"))
+    ds.Modality = "CR"  # a radiograph: the reference model's X-ray input takes one image
+    ds.save_as(tmp_path / "xr.dcm")
+    (study,) = discover_studies(tmp_path).studies
+    assert study.series[0].instances[0].bits_stored == 12
+    provenance = plan_study(study, model_spec("reference")).provenance()
+    assert provenance.series[0].reason == "undecodable"
+    assert "12-bit" in provenance.series[0].detail

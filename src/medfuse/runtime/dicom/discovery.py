@@ -363,6 +363,7 @@ def _classify(
         else "pixel_length",
         patient=_digest(ds.get("PatientID", "")),
         bad_values=bad_values(ds),
+        bits_stored=_int(ds, "BitsStored", None),
     )
     for_uid = str(ds.get("FrameOfReferenceUID", "") or "").strip() or None
     return study_uid, series_uid, modality, instance, for_uid

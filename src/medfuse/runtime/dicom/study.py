@@ -86,6 +86,7 @@ class Instance:
     problem: str | None = None  # a fault seen in the header: "pixel_length"
     patient: str = field(default="", repr=False)  # a digest of PatientID (never written out)
     bad_values: tuple[str, ...] = ()  # keywords whose values the pixel pipeline cannot use
+    bits_stored: int | None = None  # BitsStored (a 12-bit JPEG needs its own decoder)
 
     @property
     def is_grayscale(self) -> bool:

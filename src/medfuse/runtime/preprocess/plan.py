@@ -80,8 +80,9 @@ def syntax_kind(series: Series) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _decoder_problem(tsyntax: str) -> str | None:
-    """The missing-decoder message for a transfer syntax, or None when it can be read."""
+def _decoder_problem(tsyntax: str, bits_stored: int | None = None) -> str | None:
+    """The missing-decoder message for a transfer syntax (and sample depth: a 12-bit JPEG
+    Extended needs more than Pillow), or None when it can be read."""
     from pydicom.uid import UID
 
     from medfuse.runtime.dicom._read import check_decoder
@@ -95,7 +96,7 @@ def _decoder_problem(tsyntax: str) -> str | None:
     if not uid.is_compressed:
         return None
     try:
-        check_decoder(uid)
+        check_decoder(uid, bits_stored)
     except MissingDecoderError as exc:
         return str(exc)
     except Exception as exc:  # no decoder exists at all for it
@@ -187,8 +188,8 @@ def _judge(series: Series, inp: InputSpec) -> _Verdict | None:
                 f"its {', '.join(junk)} cannot be used for the input's display window (not a "
                 "number, or not a defined VOILUTFunction: LINEAR, LINEAR_EXACT, SIGMOID)",
             )
-    for tsyntax in sorted({i.transfer_syntax for i in used}):
-        problem = _decoder_problem(tsyntax) if tsyntax else None
+    for tsyntax, bits in sorted({(i.transfer_syntax, i.bits_stored or 0) for i in used}):
+        problem = _decoder_problem(tsyntax, bits or None) if tsyntax else None
         if problem is not None:
             return _Verdict("undecodable", problem)
     if volume:
