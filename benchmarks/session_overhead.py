@@ -7,8 +7,9 @@ iteration) after a warm-up:
 - ``ort_run``: ``InferenceSession.run(None, feeds)`` — what most code writes;
 - ``ort_iobinding``: ``run_with_iobinding`` on inputs/outputs bound once — the bare backend
   call (DESIGN.md's budget: medfuse ≤ 3% over this at batch 1);
-- ``session_infer``: ``Session.infer(feeds)`` — validates names/dtypes/shapes, checks for NaN,
-  copies each feed into the bound buffer, runs, returns the bound outputs;
+- ``session_infer``: ``Session.infer(feeds)`` — validates the feed layout (once per layout),
+  checks for NaN/inf, binds the feeds in place, runs, returns the bound outputs;
+- ``session_infer_unchecked``: the same on a session with ``check_finite=False``;
 - ``session_execute``: ``Session.execute(buffers)`` — the predict path, where preprocessing
   has already written the bound buffers.
 
@@ -185,6 +186,15 @@ def bench_model(
         pipeline=False,
         graph_optimization="all",
     )
+    unchecked = Session(
+        source,
+        precision=precision,
+        device="cpu",
+        threads=threads,
+        pipeline=False,
+        graph_optimization="all",
+        check_finite=False,
+    )
     exec_session = Session(
         source,
         precision=precision,
@@ -201,6 +211,8 @@ def bench_model(
         "ort_run": lambda: bare.run(None, feeds),
         "ort_iobinding": lambda: bound.run_with_iobinding(binding),
         "session_infer": lambda: session.infer(feeds),
+        # the same without the per-call NaN/inf pass over the feeds (check_finite=False)
+        "session_infer_unchecked": lambda: unchecked.infer(feeds),
         "session_execute": lambda: exec_session.execute(buffers),
     }
     for fn in methods.values():  # warm-up
@@ -219,6 +231,7 @@ def bench_model(
     host_us = _host_side_us(session, feeds, iterations * 5)
     session.close()
     exec_session.close()
+    unchecked.close()
     stats = {k: _stats(v) for k, v in times.items()}
     base = stats["ort_iobinding"]["median_ms"]
     return {
@@ -229,11 +242,11 @@ def bench_model(
         "stats": stats,
         "overhead_vs_iobinding_pct": {
             k: 100.0 * (stats[k]["median_ms"] - base) / base
-            for k in ("session_infer", "session_execute", "ort_run")
+            for k in ("session_infer", "session_infer_unchecked", "session_execute", "ort_run")
         },
         "overhead_vs_iobinding_us": {
             k: 1e3 * (stats[k]["median_ms"] - base)
-            for k in ("session_infer", "session_execute", "ort_run")
+            for k in ("session_infer", "session_infer_unchecked", "session_execute", "ort_run")
         },
         # per iteration, the call over the bare IOBinding call of the same rotation: robust to
         # a busy machine's drift (both calls of a pair see the same load)
@@ -245,7 +258,7 @@ def bench_model(
                 )
                 - 1.0
             )
-            for k in ("session_infer", "session_execute", "ort_run")
+            for k in ("session_infer", "session_infer_unchecked", "session_execute", "ort_run")
         },
         # Session.infer's own work per call (validation, finiteness, binding; the model run
         # replaced by a no-op): robust where a busy machine drowns a 3% difference in noise
@@ -572,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_model(n, p, args.iterations, args.threads, b)
         for n, p, b in _models(args.onnx, args.bundle)
     ]
-    print(f"{'model':<16}{'method':<17}{'median ms':>10}{'p90 ms':>9}{'vs iob':>9}{'paired':>9}")
+    print(f"{'model':<16}{'method':<24}{'median ms':>10}{'p90 ms':>9}{'vs iob':>9}{'paired':>9}")
     for r in rows:
         host = r["session_infer_host_side_us"]
         print(
@@ -585,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = "" if pct is None else f"{pct:+.2f}%"
             extra2 = "" if paired is None else f"{paired:+.2f}%"
             print(
-                f"{r['model'][:15]:<16}{key:<17}{st['median_ms']:>10.3f}{st['p90_ms']:>9.3f}"
+                f"{r['model'][:15]:<16}{key:<24}{st['median_ms']:>10.3f}{st['p90_ms']:>9.3f}"
                 f"{extra:>9}{extra2:>9}"
             )
     bundle_path = args.bundle
