@@ -131,7 +131,6 @@ def run(args: argparse.Namespace) -> int:
             bundle=args.bundle,
             csv_path=csv,
             batch_size=4,
-            workers=2,
             backend="onnxruntime",
             device="cpu",
             progress=on_progress,

@@ -39,9 +39,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=2,
+        default=None,
         metavar="K",
-        help="reading/preprocessing workers (default 2)",
+        help="reading/preprocessing workers (default: sized with the inference threads to "
+        "the cores)",
     )
     parser.add_argument(
         "--resume",

@@ -57,6 +57,7 @@ class DiscoveryFeed:
         self.order: deque[tuple[str, Study]] = deque()
         self.fed = 0
         self._pending: int | None = None
+        self.already = 0  # studies found already in the results file (once discovery is done)
         self._thread = threading.Thread(target=self._run, name="medfuse-discovery", daemon=True)
         self._thread.start()
 
@@ -66,6 +67,15 @@ class DiscoveryFeed:
                 key = study.key(self._secret)
                 if key not in self._done:
                     self._queue.put((key, study))
+            # the counts a summary needs, then the studies themselves are let go
+            studies = self.stream.discovery.studies
+            keys = [s.key(self._secret) for s in studies]
+            self.already = sum(1 for k in keys if k in self._done)
+            self._pending = len(keys) - self.already
+            for study, key in zip(studies, keys, strict=True):
+                if key in self._done:
+                    self.stream.release(study.uid)
+            self.stream.drop_studies()
         except BaseException as exc:  # handed to the consumer, raised there
             self._queue.put(exc)
         else:
@@ -101,11 +111,7 @@ class DiscoveryFeed:
     def pending_total(self) -> int:
         """Studies to screen in all (final studies not already in the results file); once
         discovery is done."""
-        if self._pending is None:
-            self._pending = sum(
-                1 for s in self.stream.discovery.studies if s.key(self._secret) not in self._done
-            )
-        return self._pending
+        return self._pending or 0
 
     def join(self) -> None:
         """Wait for discovery to finish (re-raising its error)."""

@@ -47,6 +47,7 @@ from medfuse.runtime.results import (
 from medfuse.runtime.results.keys import key_fingerprint
 from medfuse.runtime.results.lock import ResultsLock, check_fingerprint
 from medfuse.runtime.results.segmentation import write_masks
+from medfuse.runtime.threads import check_threads
 
 if TYPE_CHECKING:
     from medfuse.runtime.dicom import Discovery, Study
@@ -196,7 +197,7 @@ def screen_studies(
     bundle: str | Path | None = None,
     csv_path: str | Path | None = None,
     batch_size: int = 4,
-    workers: int = 2,
+    workers: int | None = None,
     resume: bool = False,
     key_secret_file: str | Path | None = None,
     backend: str = "auto",
@@ -219,7 +220,9 @@ def screen_studies(
     csv_path:
         Optional CSV mirror, rewritten from the JSONL at the end of the run.
     batch_size, workers:
-        Inference batch size and preprocessing workers of the session's pipeline.
+        Inference batch size and preprocessing workers of the session's pipeline (``None``:
+        the thread policy sizes them with the inference threads to the cores,
+        :func:`medfuse.runtime.threads.plan_threads`).
     resume:
         Continue an existing results file: studies whose key is in it are skipped, a torn
         final line is dropped.
@@ -255,10 +258,13 @@ def screen_studies(
     """
     root = Path(studies_dir)
     out_path = Path(out)
-    if batch_size < 1 or workers < 0:
-        raise UsageError(
-            f"batch size must be >= 1 and workers >= 0, got {batch_size} and {workers}"
-        )
+    if batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, got {batch_size}")
+    # counts first: a refused count leaves no results file behind
+    if workers is not None:
+        check_threads(workers, "--workers", minimum=0)
+    if threads is not None:
+        check_threads(threads, "--threads")
     refuse_bare_model(bundle)
     if root.is_file():  # the path itself is not echoed: folder names may hold patient names
         raise UsageError(
@@ -286,7 +292,8 @@ def screen_studies(
         feed = DiscoveryFeed(root, secret, done)
         if not feed.wait_first():  # discovery ended with nothing (new) to screen
             feed.join()
-            explain_empty(feed.stream.discovery)
+            if not feed.stream.studies_found:
+                explain_empty(feed.stream.discovery)
 
         model = ModelInfo()
         run = _RunCounts()
@@ -297,7 +304,12 @@ def screen_studies(
             t0 = time.perf_counter()
             # The session opens before the results file: a bad bundle leaves no file behind.
             with Session(
-                bundle, backend=backend, precision=precision, device=device, threads=threads
+                bundle,
+                backend=backend,
+                precision=precision,
+                device=device,
+                threads=threads,
+                workers=workers,
             ) as session:
                 session_open_s = time.perf_counter() - t0
                 model = session.info.model_info()
@@ -310,7 +322,7 @@ def screen_studies(
                         writer,
                         model,
                         batch_size,
-                        workers,
+                        session.thread_plan.workers,
                         progress,
                         None if masks_dir is None else Path(masks_dir),
                     )
@@ -318,9 +330,7 @@ def screen_studies(
             # repair the torn tail anyway
             ResultsWriter(out_path, resume=True, lock=lock, fingerprint=fingerprint).open().close()
         feed.join()
-        discovery = feed.stream.discovery
-        studies = discovery.studies
-        already = sum(1 for s in studies if s.key(secret) in done)
+        discovery = feed.stream.discovery  # counts only: its studies were let go as written
 
         records = read_results(out_path).current
         if csv_path is not None:
@@ -332,8 +342,8 @@ def screen_studies(
     return ScreeningSummary(
         results_jsonl=str(out_path),
         results_csv=None if csv_path is None else str(csv_path),
-        studies_found=len(studies),
-        already_done=already,
+        studies_found=feed.stream.studies_found,
+        already_done=feed.already,
         screened=screened,
         by_status=dict(Counter(r.status for r in records)),
         by_class=dict(Counter(r.top_class for r in records if r.top_class is not None)),
@@ -467,6 +477,7 @@ def _screen_feed(
             write_masks(masks_dir, key, outcome.outputs.values())
         written.add(key)
         run.count(record)
+        stream.release(study.uid)
 
     if progress is not None:
         progress(ScreeningProgress(0, 0, 0, 0, 0.0))

@@ -76,6 +76,7 @@ class StudyStream:
         self._final_by_uid: dict[str, Study] = {}
         self.busy_s = 0.0  # CPU seconds of the iterating thread walking and reading headers
         self.streaming = True  # False once studies are seen to span groups
+        self.studies_found = 0  # once the stream is exhausted
 
     def __iter__(self) -> Iterator[Study]:
         quiet_pydicom()
@@ -107,8 +108,12 @@ class StudyStream:
             t0 = time.thread_time()
         if self._progress is not None:
             self._progress(total, total)
-        self._final = collector.result()
-        self._final_by_uid = {s.uid: s for s in self._final.studies}
+        final = collector.result()
+        self._collector = None  # its tree is in the final studies now
+        self.studies_found = len(final.studies)
+        # before `done` turns true: a consumer on another thread asks is_final once it is
+        self._final_by_uid = {s.uid: s for s in final.studies}
+        self._final = final
         self.busy_s += time.thread_time() - t0
         # every study's final form is handed out once
         yield from (s for s in self._final.studies if yielded.get(s.uid) != s)
@@ -128,6 +133,20 @@ class StudyStream:
     def is_final(self, study: Study) -> bool:
         """Whether a provisional ``study`` is its final form (same files, same warnings)."""
         return self._final_by_uid.get(study.uid) == study
+
+    def release(self, uid: str) -> None:
+        """Forget the final form of study ``uid`` (its result is written): a long run then
+        holds only the studies still in flight, not every study it has seen."""
+        self._final_by_uid.pop(uid, None)
+
+    def drop_studies(self) -> None:
+        """Keep only the counts of :attr:`discovery` (studies found, skipped files), not its
+        studies; :meth:`is_final` still answers for the studies not yet released."""
+        if self._final is not None:
+            self.studies_found = len(self._final.studies)
+            self._final = Discovery(
+                studies=(), skipped=self._final.skipped, files_seen=self._final.files_seen
+            )
 
     def final(self, uid: str) -> Study | None:
         """The final form of study ``uid``."""
