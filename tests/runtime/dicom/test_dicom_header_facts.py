@@ -185,7 +185,7 @@ def test_facts_agree_with_a_full_read(name: str) -> None:
     "name",
     [
         "JPEG2000.dcm",  # compressed
-        "MR_small_RLE.dcm",  # compressed
+        "SC_rgb_rle.dcm",  # RLE, but colour
         "image_dfl.dcm",  # deflated
         "eCT_Supplemental.dcm",  # per-frame functional groups
         "mlut_18.dcm",  # Modality LUT Sequence
@@ -472,3 +472,50 @@ def test_discovery_skips_a_header_pydicom_rejects_on_access(tmp_path: Path) -> N
     found = discover_studies(tmp_path)
     assert dict(found.skipped) == {"unreadable": 1}
     assert len(found.studies[0].series[0].instances) == 2
+
+
+# ----------------------------------------------------------------------------- RLE Lossless
+
+
+@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "emri_small_RLE.dcm"])
+def test_rle_files_have_facts_and_load_as_a_full_read_does(name: str, tmp_path: Path) -> None:
+    shutil.copy(_path(name), tmp_path / name)
+    series = _only_series(tmp_path)
+    facts = series.instances[0].facts
+    assert isinstance(facts, HeaderFacts) and facts.encoding == "rle"
+    assert _outcome(series) == _outcome(_without_facts(series))
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        load_volume(series)
+    finally:
+        profile.disable()
+    assert _calls(profile, "dataset.py", "convert_pixel_data") == 0  # decoded from the facts
+
+
+def test_synthetic_rle_series_load_from_facts_like_a_full_read(tmp_path: Path) -> None:
+    from medfuse.synthetic import generate_studies
+
+    generate_studies(tmp_path / "in", 6, seed=41)
+    rle = [
+        se
+        for st in discover_studies(tmp_path / "in").studies
+        for se in st.series
+        if se.instances[0].transfer_syntax == "1.2.840.10008.1.2.5" and len(se.instances) > 2
+    ]
+    assert rle, "the synthetic studies carry RLE series"
+    for series in rle:
+        assert all(i.facts is not None and i.facts.encoding == "rle" for i in series.instances)
+        assert _outcome(series) == _outcome(_without_facts(series))
+
+
+def test_an_rle_file_changed_after_discovery_falls_back_to_the_full_read(tmp_path: Path) -> None:
+    path = tmp_path / "mr.dcm"
+    shutil.copy(_path("MR_small_RLE.dcm"), path)
+    series = _only_series(tmp_path)
+    facts = series.instances[0].facts
+    assert facts is not None and facts.encoding == "rle"
+    path.write_bytes(path.read_bytes()[:-300])  # cut inside its last fragment
+    outcome = _outcome(series)
+    assert outcome == _outcome(_without_facts(series))
+    assert outcome[0] is CorruptDicomError  # the full read reports the damage

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import sys
 import zlib
 from typing import Any, BinaryIO
@@ -50,6 +51,7 @@ __all__ = [
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
+_RLE = "1.2.840.10008.1.2.5"
 PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
 PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -102,6 +104,8 @@ def _header_facts(
     if "TransferSyntaxUID" not in meta:
         return None
     tsyntax = UID(str(meta.TransferSyntaxUID))
+    if str(tsyntax) == _RLE:
+        return _rle_facts(ds, fh, element_offset, head, shape)
     order = native_order(tsyntax)
     if order is None or str(tsyntax) == _DEFLATED:
         return None
@@ -158,6 +162,111 @@ def _header_facts(
         bits_stored=stored,
         rescale=None if transform is None else (transform.slope, transform.intercept),
     )
+
+
+def _rle_facts(
+    ds: Dataset, fh: BinaryIO, element_offset: int, head: bytes, shape: tuple[int, int, int]
+) -> HeaderFacts | None:
+    """Facts of an RLE Lossless file: the encapsulated Pixel Data (its items walked by their
+    headers), elements after it checked and digested like the native path's; one fragment per
+    frame is checked when it is read."""
+    implicit, little = ds.original_encoding
+    if implicit or not little or "PerFrameFunctionalGroupsSequence" in ds:
+        return None
+    if validate_header(ds) != shape or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        return None
+    bits = header_int(ds, "BitsAllocated")
+    if bits not in (8, 16):
+        return None
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    stored = int(ds.get("BitsStored", bits) or bits)
+    transform = modality_transform(ds, 0)
+    if isinstance(transform, Lut):
+        return None
+    if head[:12] != PIXEL_TAG_LE + b"OB\x00\x00\xff\xff\xff\xff":
+        return None  # not encapsulated with an undefined length
+    size = os.fstat(fh.fileno()).st_size
+    start = element_offset + 12
+    end = _items_end(fh, start, size)
+    if end is None:
+        return None
+    fh.seek(0)
+    digest = zlib.crc32(_read_exactly(fh, start))
+    if end < size:  # elements after Pixel Data: checked and digested like the header
+        fh.seek(end)
+        trailer = _read_exactly(fh, size - end)
+        if not _plain_trailer(trailer, implicit=False, little=True):
+            return None
+        digest = zlib.crc32(trailer, digest)
+    return HeaderFacts(
+        file_size=size,
+        pixel_offset=start,
+        pixel_length=end - start,
+        digest=digest,
+        dtype=sys.intern(native_dtype("<", bits, signed).str),
+        bits_stored=stored,
+        rescale=None if transform is None else (transform.slope, transform.intercept),
+        encoding="rle",
+    )
+
+
+def _items_end(fh: BinaryIO, pos: int, size: int) -> int | None:
+    """Where the encapsulated items starting at ``pos`` end (after the sequence delimiter),
+    reading only the 8-byte item headers; None when they are not well formed."""
+    while pos + 8 <= size:
+        fh.seek(pos)
+        group, elem, length = struct.unpack("<HHI", _read_exactly(fh, 8))
+        pos += 8
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            return pos
+        if (group, elem) != (0xFFFE, 0xE000) or length == _UNDEFINED_LENGTH:
+            return None
+        pos += length
+    return None
+
+
+def _rle_frames(
+    buf: bytes | bytearray, facts: HeaderFacts, frames: int, rows: int, cols: int
+) -> NDArray[Any] | None:
+    """Decode the RLE fragments of the Pixel Data value (one per frame, then the sequence
+    delimiter), or None when the layout is anything else."""
+    from rle.utils import decode_frame  # type: ignore[attr-defined]  # pylibjpeg-rle
+
+    dtype = np.dtype(facts.dtype)
+    end = facts.pixel_offset + facts.pixel_length
+    pos = facts.pixel_offset
+    fragments: list[tuple[int, int]] = []
+    first = True
+    while pos + 8 <= end:
+        group, elem, length = struct.unpack_from("<HHI", buf, pos)
+        pos += 8
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            break
+        if (group, elem) != (0xFFFE, 0xE000) or pos + length > end:
+            return None
+        if not first:
+            fragments.append((pos, length))
+        first = False  # the first item is the Basic Offset Table
+        pos += length
+    else:
+        return None
+    if pos != end or len(fragments) != frames:
+        return None
+    out = np.empty((frames, rows, cols), dtype=dtype)
+    mv = memoryview(buf)
+    try:
+        for f, (at, length) in enumerate(fragments):
+            decoded = decode_frame(
+                bytes(mv[at : at + length]), rows * cols, dtype.itemsize * 8, "<"
+            )
+            if len(decoded) != rows * cols * dtype.itemsize:
+                return None
+            out[f] = np.frombuffer(decoded, dtype=dtype).reshape(rows, cols)
+    except ValueError:  # a damaged fragment: the full read reports it
+        return None
+    finally:
+        mv.release()
+    return out
 
 
 def pixel_length_fits(ds: Dataset, head: bytes, available: int) -> bool:
@@ -275,6 +384,9 @@ class NativeReader:
                 digest = zlib.crc32(mv[end:size], digest)
         if digest != facts.digest:
             return None
+        if facts.encoding == "rle":
+            decoded = _rle_frames(buf, facts, inst.frames, inst.rows, inst.columns)
+            return None if decoded is None else correct_unused_bits(decoded, facts.bits_stored)
         count = inst.frames * inst.rows * inst.columns
         arr = np.frombuffer(
             buf, dtype=np.dtype(facts.dtype), count=count, offset=facts.pixel_offset

@@ -49,6 +49,9 @@ class HeaderFacts:
         BitsStored (bits above it are masked or sign-filled when read).
     rescale:
         ``(slope, intercept)`` of the Modality LUT, or None when the file has no rescale.
+    encoding:
+        ``"native"`` (the value holds the stored values) or ``"rle"`` (RLE Lossless: the value
+        holds encapsulated fragments, decoded when read).
 
     Loading a series with facts parses one header only where it needs a value the facts leave
     out: the first file's SliceThickness for a single slice or slices without positions.
@@ -61,6 +64,7 @@ class HeaderFacts:
     dtype: str
     bits_stored: int
     rescale: tuple[float, float] | None = None
+    encoding: str = "native"  # or "rle": RLE Lossless fragments, one per frame
 
 
 @dataclass(frozen=True)
