@@ -42,7 +42,13 @@ def test_without_tensorrt_the_suite_records_why_and_keeps_the_ort_rows(tmp_path:
     doc = json.loads(path.read_text())
     (row,) = doc["results"]
     assert row["model"] == "bundle:tiny-fusion"
-    assert set(row["stats"]) == {"ort_run", "ort_iobinding", "session_infer", "session_execute"}
+    assert set(row["stats"]) == {
+        "ort_run",
+        "ort_iobinding",
+        "session_infer",
+        "session_infer_unchecked",
+        "session_execute",
+    }
     assert doc["tensorrt"]["skipped"] == reason
     assert "not yet run on real hardware" in doc["tensorrt"]["note"]
     assert f"tensorrt: skipped: {reason}" in proc.stdout

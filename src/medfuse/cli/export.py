@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 __all__ = ["configure", "run"]
 
@@ -67,13 +66,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print lint and parity reports as JSON")
 
 
-def _accuracy(metrics: dict[str, Any]) -> dict[str, Any]:
-    source = "heldout" if metrics.get("heldout") else "validation"
-    m = metrics.get(source) or {}
-    keep = ("n", "auroc_macro", "auroc_per_class", "accuracy", "severity_mae_ml")
-    return {"evaluated_on": source, **{k: m[k] for k in keep if k in m}} if m else {}
-
-
 def run(args: argparse.Namespace) -> int:
     """Load model.pt, export, print lint and parity; exit 1 on an export error."""
     from rich.console import Console
@@ -85,59 +77,26 @@ def run(args: argparse.Namespace) -> int:
 
     preflight(folders={"--out": args.out})
     require("torch", purpose="ONNX export")
-    from medfuse.errors import UsageError
-    from medfuse.export import export_bundle, load_spec, study_inputs
-    from medfuse.export.sources import load_model, parse_factory_args
+    from medfuse.export.from_source import export_from_source
+    from medfuse.export.sources import parse_factory_args
 
-    spec = load_spec(args.spec) if args.spec is not None else None  # bad spec: fail first
-    loaded = load_model(args.model, parse_factory_args(args.factory_arg))
-    ckpt = loaded.checkpoint
-    reports: dict[str, Any] = {
-        "source": {"kind": loaded.kind, "source": loaded.source, **dict(loaded.extra)}
-    }
-    accuracy: dict[str, Any] = {}
-    if ckpt is not None:
-        if spec is not None:
-            raise UsageError(
-                f"{args.model}: a `medfuse train` checkpoint carries its own spec; drop --spec"
-            )
-        spec = ckpt.spec
-        reports["training"] = {
-            "config": ckpt.config,
-            "training_config": dict(ckpt.training_config),
-            "training_config_hash": ckpt.training_config_hash,
-            "metrics": {k: v for k, v in ckpt.metrics.items() if k != "history"},
-        }
-        accuracy = _accuracy(dict(ckpt.metrics))
-    elif spec is None:
-        raise UsageError(
-            f"{args.model}: a {loaded.kind} model needs a spec file: --spec SPEC.yaml "
-            "(see docs/guide-byom.md)"
-        )
-    golden = study_inputs(args.golden_studies, spec, args.golden) if args.golden_studies else None
     with progress_bar("export", quiet=args.json) as update, writing(
         args.out, "write the bundle", "--out"
     ):
-        bundle = export_bundle(
-            loaded.module,
-            spec,
+        done = export_from_source(
+            args.model,
             args.out,
-            reports=reports,
-            golden_inputs=golden,
-            accuracy=accuracy,
-            training_config_hash=None if ckpt is None else ckpt.training_config_hash,
+            spec_file=args.spec,
+            factory_args=parse_factory_args(args.factory_arg),
+            golden_studies=args.golden_studies,
+            golden=args.golden,
             opset=args.opset,
             overwrite=args.overwrite,
             progress=update,
         )
-    lint = json.loads((bundle.path / "reports" / "export_lint.json").read_text(encoding="utf-8"))
-    parity = json.loads(
-        (bundle.path / "reports" / "export_parity.json").read_text(encoding="utf-8")
-    )
+    bundle, lint, parity = done.bundle, done.lint, done.parity
     if args.json:
-        json.dump(
-            {"bundle": str(bundle.path), "lint": lint, "parity": parity}, sys.stdout, indent=2
-        )
+        json.dump(done.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     out = Console()
@@ -159,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             name, f"{value:.2e}" + (" (vacuous: see warning)" if name in vacuous else "")
         )
     out.print(ptable)
-    size = sum(p.stat().st_size for p in bundle.path.rglob("*") if p.is_file())
+    size = done.size_bytes
     out.print(
         f"bundle written: {bundle.path} ({size / 1e6:.1f} MB, exporter {parity['export']['exporter']}, opset {parity['export']['opset']})"
     )

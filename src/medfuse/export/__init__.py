@@ -1,6 +1,8 @@
 """PyTorch → ONNX export with parity check, graph cleanup, TensorRT lint and golden vectors.
 
-:func:`export_bundle` is the one-call path from any ``torch.nn.Module`` and its
+:func:`export_from_source` is what ``medfuse export`` runs (a model file or ``module:factory``
+and a spec file → a bundle and its reports); :func:`export_bundle` is the one-call path from
+any ``torch.nn.Module`` and its
 :class:`~medfuse.bundle.spec.ModelSpec` to a bundle (a spec from a file with :func:`load_spec`
 or from the builders :func:`ct_volume`, :func:`radiograph`, :func:`presence`… and
 :func:`model_spec`); its steps are public too
@@ -10,6 +12,7 @@ torch and onnx are imported only inside the functions that need them.
 
 from __future__ import annotations
 
+from medfuse.export.from_source import ExportRun, export_from_source
 from medfuse.export.inputs import random_inputs, study_inputs
 from medfuse.export.lint import LintFinding, LintReport, lint_tensorrt
 from medfuse.export.onnx_export import DEFAULT_OPSET, OnnxExport, export_onnx
@@ -41,6 +44,7 @@ from medfuse.export.spec_file import load_spec, spec_from_dict, spec_schema
 __all__ = [
     "DEFAULT_OPSET",
     "PARITY_TOLERANCE",
+    "ExportRun",
     "LintFinding",
     "LintReport",
     "LoadedModel",
@@ -53,6 +57,7 @@ __all__ = [
     "classification",
     "ct_volume",
     "export_bundle",
+    "export_from_source",
     "export_onnx",
     "lint_tensorrt",
     "load_model",
