@@ -106,7 +106,7 @@ def test_readme_pipeline_runs_as_pasted(tmp_path: Path) -> None:
     env = _env(tmp_path)
     outcome: dict[str, str] = {}
     for line in pipeline_lines(README.read_text()):
-        verb = shlex.split(line)[1]
+        verb = shlex.split(line, comments=True)[1]
         if verb == "serve":
             outcome[line] = _serve(line, tmp_path, env)
             continue
