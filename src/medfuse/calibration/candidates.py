@@ -108,6 +108,16 @@ def _time_model(path: Path, feed: Arrays, runs: int) -> float:
     return float(statistics.median(times))
 
 
+def _paired_ms(a: Path, b: Path, feed: Arrays, runs: int, rounds: int = 3) -> tuple[float, float]:
+    """Median latency of models ``a`` and ``b``, timed in turns (``rounds`` of each)."""
+    ta: list[float] = []
+    tb: list[float] = []
+    for _ in range(rounds):
+        ta.append(_time_model(a, feed, runs))
+        tb.append(_time_model(b, feed, runs))
+    return float(statistics.median(ta)), float(statistics.median(tb))
+
+
 class CandidateRun:
     """State of one quantization run (the FP32 reference outputs, the evaluation set)."""
 
@@ -335,7 +345,10 @@ def int8_cpu(
             last[2],
             {"cpu_candidates": tried, "fp32_ms": fp32_ms, "outputs": last[1]},
         )
-    ms, path, gate, out, kept_float, chosen = _pick(passing)
+    _ms, path, gate, out, kept_float, chosen = _pick(passing)
+    # the recorded speed-up comes from fp32 and the winner timed in turns, not from timings
+    # minutes apart (a busy machine in between made a slower variant look faster)
+    fp32_ms, ms = _paired_ms(run.fp32, path, feed1, cfg.timing_runs)
     timing = {
         "fp32_ms": round(fp32_ms, 3),
         "ms": round(ms, 3),
