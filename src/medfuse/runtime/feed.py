@@ -3,8 +3,15 @@ their folders are read (:class:`~medfuse.runtime.dicom.streaming.StudyStream`).
 
 Decoding, preprocessing and inference of the first studies overlap the reading of the other
 headers, instead of waiting for the whole tree. Studies already in the results file (by key) are
-left out here. Whether a screened study was final is asked of :attr:`DiscoveryFeed.stream` once
-discovery is done; see :mod:`medfuse.runtime.screening`.
+left out here, except a study that discovery found spread over folders: it may have been
+recorded from part of its files by a run that was stopped, so its final form is screened again.
+Each fed study comes with whether it was final when discovery handed it on; a provisional one is
+final unless :meth:`StudyStream.changed` says otherwise (see :mod:`medfuse.runtime.screening`).
+
+Discovery runs at most :data:`AHEAD` studies ahead of the pipeline (the queue between them is
+bounded), so the studies waiting to be screened do not pile up in memory when headers are read
+faster than studies are screened.
+
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from medfuse.runtime.dicom.study import Study
 __all__ = ["DiscoveryFeed"]
 
 _END = object()
+AHEAD = 16  # studies discovery may hand on before the pipeline takes them
 
 
 class DiscoveryFeed:
@@ -37,8 +45,9 @@ class DiscoveryFeed:
     progress:
         Discovery progress, ``progress(files read, files found)`` (called on the feed's thread).
 
-    Iterating yields studies; :attr:`order` receives ``(key, study)`` for each, in the same
-    order, for the consumer to pair with the pipeline's outcomes.
+    Iterating yields studies; :attr:`order` receives ``(key, study, final)`` for each, in the
+    same order, for the consumer to pair with the pipeline's outcomes (``final``: discovery was
+    done when the study was handed on).
     """
 
     def __init__(
@@ -52,9 +61,10 @@ class DiscoveryFeed:
         self.stream = StudyStream(root, progress=progress)
         self._secret = secret
         self._done = done
-        self._queue: queue.Queue[object] = queue.Queue()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=AHEAD)
+        self._stop = threading.Event()
         self._first: object | None = None
-        self.order: deque[tuple[str, Study]] = deque()
+        self.order: deque[tuple[str, Study, bool]] = deque()
         self.fed = 0
         self._pending: int | None = None
         self.already = 0  # studies found already in the results file (once discovery is done)
@@ -63,23 +73,39 @@ class DiscoveryFeed:
 
     def _run(self) -> None:
         try:
+            already: set[str] = set()  # a study may be handed on twice (provisional, final)
             for study in self.stream:
-                key = study.key(self._secret)
-                if key not in self._done:
-                    self._queue.put((key, study))
-            # the counts a summary needs, then the studies themselves are let go
-            studies = self.stream.discovery.studies
-            keys = [s.key(self._secret) for s in studies]
-            self.already = sum(1 for k in keys if k in self._done)
-            self._pending = len(keys) - self.already
-            for study, key in zip(studies, keys, strict=True):
-                if key in self._done:
-                    self.stream.release(study.uid)
-            self.stream.drop_studies()
+                if self._stop.is_set():
+                    return
+                key, final = study.key(self._secret), self.stream.done
+                if key in self._done and not (final and self.stream.changed(study.uid)):
+                    already.add(study.uid)
+                else:
+                    already.discard(study.uid)
+                    if not self._put((key, study, final)):
+                        return
+                del study  # the consumer holds it while it is screened, no longer
+            self.already = len(already)
+            self._pending = self.stream.studies_found - self.already
         except BaseException as exc:  # handed to the consumer, raised there
-            self._queue.put(exc)
+            self._put(exc)
         else:
-            self._queue.put(_END)
+            self._put(_END)
+
+    def _put(self, item: object) -> bool:
+        """Queue ``item`` once the pipeline has room; False when the feed was closed."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def close(self) -> None:
+        """Stop discovery early (the consumer gave up, e.g. on an error) and wait for it."""
+        self._stop.set()
+        self._thread.join()
 
     def _get(self) -> object:
         if self._first is not None:
@@ -100,11 +126,11 @@ class DiscoveryFeed:
         while True:
             item = self._get()
             if item is _END:
-                self._queue.put(_END)  # later iterations end too
+                self._first = _END  # later iterations end too
                 return
             assert isinstance(item, tuple)
-            key, study = item
-            self.order.append((key, study))
+            key, study, final = item
+            self.order.append((key, study, final))
             self.fed += 1
             yield study
 

@@ -37,7 +37,6 @@ from medfuse.runtime.results import (
     ModelInfo,
     ResultRecord,
     ResultsWriter,
-    StudyOutcome,
     StudyResult,
     check_output,
     load_or_create_secret,
@@ -50,7 +49,7 @@ from medfuse.runtime.results.segmentation import write_masks
 from medfuse.runtime.threads import check_threads
 
 if TYPE_CHECKING:
-    from medfuse.runtime.dicom import Discovery, Study
+    from medfuse.runtime.dicom import Discovery
     from medfuse.runtime.session import Session
 
 __all__ = [
@@ -290,47 +289,53 @@ def screen_studies(
         check_fingerprint(out_path, fingerprint, has_records=bool(existing and existing.records))
         done = existing.keys if existing else frozenset()
         feed = DiscoveryFeed(root, secret, done)
-        if not feed.wait_first():  # discovery ended with nothing (new) to screen
+        try:
+            if not feed.wait_first():  # discovery ended with nothing (new) to screen
+                feed.join()
+                if not feed.stream.studies_found:
+                    explain_empty(feed.stream.discovery)
+
+            model = ModelInfo()
+            run = _RunCounts()
+            session_open_s = 0.0
+            if feed.wait_first():
+                from medfuse.runtime.session import Session
+
+                t0 = time.perf_counter()
+                # The session opens before the results file: a bad bundle leaves no file behind.
+                with Session(
+                    bundle,
+                    backend=backend,
+                    precision=precision,
+                    device=device,
+                    threads=threads,
+                    workers=workers,
+                ) as session:
+                    session_open_s = time.perf_counter() - t0
+                    model = session.info.model_info()
+                    with ResultsWriter(
+                        out_path, resume=resume, lock=lock, fingerprint=fingerprint
+                    ) as writer:
+                        run = _screen_feed(
+                            session,
+                            feed,
+                            writer,
+                            model,
+                            batch_size,
+                            session.thread_plan.workers,
+                            progress,
+                            None if masks_dir is None else Path(masks_dir),
+                        )
+            elif existing is not None and existing.torn_bytes:
+                # repair the torn tail anyway
+                ResultsWriter(
+                    out_path, resume=True, lock=lock, fingerprint=fingerprint
+                ).open().close()
             feed.join()
-            if not feed.stream.studies_found:
-                explain_empty(feed.stream.discovery)
-
-        model = ModelInfo()
-        run = _RunCounts()
-        session_open_s = 0.0
-        if feed.wait_first():
-            from medfuse.runtime.session import Session
-
-            t0 = time.perf_counter()
-            # The session opens before the results file: a bad bundle leaves no file behind.
-            with Session(
-                bundle,
-                backend=backend,
-                precision=precision,
-                device=device,
-                threads=threads,
-                workers=workers,
-            ) as session:
-                session_open_s = time.perf_counter() - t0
-                model = session.info.model_info()
-                with ResultsWriter(
-                    out_path, resume=resume, lock=lock, fingerprint=fingerprint
-                ) as writer:
-                    run = _screen_feed(
-                        session,
-                        feed,
-                        writer,
-                        model,
-                        batch_size,
-                        session.thread_plan.workers,
-                        progress,
-                        None if masks_dir is None else Path(masks_dir),
-                    )
-        elif existing is not None and existing.torn_bytes:
-            # repair the torn tail anyway
-            ResultsWriter(out_path, resume=True, lock=lock, fingerprint=fingerprint).open().close()
-        feed.join()
-        discovery = feed.stream.discovery  # counts only: its studies were let go as written
+        except BaseException:
+            feed.close()  # discovery stops too: no thread left reading headers
+            raise
+        discovery = feed.stream.discovery  # counts only: its studies were handed out
 
         records = read_results(out_path).current
         if csv_path is not None:
@@ -431,15 +436,23 @@ class _RunCounts:
 
     def count(self, record: ResultRecord) -> None:
         if record.ok:
-            self.ok += 1
             for stage in _STAGES:
                 v = record.timing_ms.get(stage)
                 if v is not None:
                     self.stage_ms[stage].append(float(v))
-        elif record.status == "no_usable_input":
-            self.not_usable += 1
+        self._step(record.status, 1)
+
+    def uncount(self, status: str) -> None:
+        """Take back a record superseded by a newer one of the same study."""
+        self._step(status, -1)
+
+    def _step(self, status: str, step: int) -> None:
+        if status == "ok":
+            self.ok += step
+        elif status == "no_usable_input":
+            self.not_usable += step
         else:
-            self.errors += 1
+            self.errors += step
 
     @property
     def written(self) -> int:
@@ -456,55 +469,49 @@ def _screen_feed(
     progress: Callable[[ScreeningProgress], None] | None,
     masks_dir: Path | None = None,
 ) -> _RunCounts:
-    """Run the fed studies through the session, writing one record per final study.
+    """Run the fed studies through the session, writing each record as soon as it is made.
 
-    Until discovery is done a record is held: its study may still change (more files in a
-    later folder). Once done, a held record is written when its study is final and dropped
-    otherwise — the final study is fed later and screened again — so the file holds exactly one
-    record per study, as if discovery had come first.
+    A study discovery handed on before it read every folder is *provisional*. Almost always it
+    is also final (one folder per patient or study) and its record stands. When a later folder
+    adds files to it, discovery hands on its final form at the end: that is screened again and
+    its record supersedes the first (the last record of a study key counts:
+    :attr:`~medfuse.runtime.results.ResultsLog.current`); a provisional study already known to
+    have changed when its result comes is not written at all. Nothing waits for discovery to
+    end, so a run that is stopped keeps every record it made.
     """
     run = _RunCounts()
     stream = feed.stream
-    held: list[tuple[str, Study, ResultRecord, StudyOutcome]] = []
-    written: set[str] = set()
-
-    def settle(key: str, study: Study, record: ResultRecord, outcome: StudyOutcome) -> None:
-        if key in written or not stream.is_final(study):
-            run.rescreened += 1
-            return
-        writer.write(record)
-        if masks_dir is not None and isinstance(outcome, StudyResult):
-            write_masks(masks_dir, key, outcome.outputs.values())
-        written.add(key)
-        run.count(record)
-        stream.release(study.uid)
+    written: dict[str, str] = {}  # key → the status of its record
 
     if progress is not None:
         progress(ScreeningProgress(0, 0, 0, 0, 0.0))
     start = time.perf_counter()
     for outcome in session.predict_many(feed, batch_size=batch_size, workers=workers):
-        key, study = feed.order.popleft()
-        record = ResultRecord.from_outcome(key, outcome, model)
-        if stream.done:
-            for item in held:
-                settle(*item)
-            held.clear()
-            settle(key, study, record, outcome)
+        key, study, final = feed.order.popleft()
+        if not final and stream.changed(study.uid):
+            run.rescreened += 1  # more of its files were found: its final form comes later
         else:
-            held.append((key, study, record, outcome))
+            record = ResultRecord.from_outcome(key, outcome, model)
+            writer.write(record)
+            if masks_dir is not None and isinstance(outcome, StudyResult):
+                write_masks(masks_dir, key, outcome.outputs.values())
+            if key in written:  # the final form of a study recorded from part of its files
+                run.rescreened += 1
+                run.uncount(written[key])
+            run.count(record)
+            written[key] = record.status
+        del study, outcome
         run.elapsed_s = time.perf_counter() - start
         if progress is not None:
             total = feed.pending_total() if stream.done else feed.fed
             progress(
                 ScreeningProgress(
                     run.written,
-                    max(total, run.written + len(held)),
+                    max(total, run.written),
                     run.ok,
                     run.errors,
                     run.elapsed_s,
                     run.not_usable,
                 )
             )
-    for item in held:
-        settle(*item)
     return run

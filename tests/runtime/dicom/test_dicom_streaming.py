@@ -12,24 +12,21 @@ import pytest
 
 from helpers import fault_studies as fault
 from helpers import screening_fixtures as fx
-from medfuse.runtime.dicom import discover_studies
+from medfuse.runtime.dicom import Study, discover_studies
 from medfuse.runtime.dicom.streaming import StudyStream, group_files
+from medfuse.runtime.results import read_results
 from medfuse.runtime.screening import screen_studies
 
 
 def test_groups_are_the_entries_under_the_common_folder() -> None:
-    files = [
-        Path("/r/a/s1/1"),
-        Path("/r/a/s1/2"),
-        Path("/r/a/s2/1"),
-        Path("/r/b/x/1"),
-        Path("/r/loose"),
-    ]
+    files = ["/r/a/s1/1", "/r/a/s1/2", "/r/a/s2/1", "/r/b/x/1", "/r/loose"]
     assert group_files(files) == [files[:3], files[3:4], files[4:]]
-    flat = [Path("/r/1"), Path("/r/2")]
+    flat = ["/r/1", "/r/2"]
     assert group_files(flat) == [flat]  # a flat folder is one group
-    one = [Path("/r/p/s/1"), Path("/r/p/s/2")]
+    one = ["/r/p/s/1", "/r/p/s/2"]
     assert group_files(one) == [one]
+    assert group_files(["/r/ab/1", "/r/a/1"]) == [["/r/ab/1"], ["/r/a/1"]]  # not a prefix
+    assert group_files(["/only"]) == [["/only"]]
     assert group_files([]) == []
 
 
@@ -50,10 +47,14 @@ def test_the_first_study_comes_before_the_other_folders_are_read(patients: Path)
     rest = list(it)
     assert stream.done
     final = discover_studies(patients)
-    assert stream.discovery == final
-    assert {s.uid for s in [first, *rest]} == {s.uid for s in final.studies}
-    assert len([first, *rest]) == len(final.studies)  # each study once: none spans folders
-    assert all(stream.is_final(s) for s in [first, *rest])
+    assert (stream.discovery.skipped, stream.discovery.files_seen) == (
+        final.skipped,
+        final.files_seen,
+    )
+    assert stream.studies_found == len(final.studies)
+    # each study once (none spans folders), each as a full discovery makes it
+    assert sorted([first, *rest], key=lambda s: s.uid) == list(final.studies)
+    assert not any(stream.changed(s.uid) for s in final.studies)
 
 
 @pytest.fixture(scope="module")
@@ -74,28 +75,57 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_study_split_over_folders_is_yielded_final_once_at_the_end(split: Path) -> None:
     stream = StudyStream(split)
-    seen = list(stream)
-    final = {s.uid: s for s in stream.discovery.studies}
+    seen: list[tuple[Study, bool]] = []
+    for study in stream:
+        seen.append((study, stream.done))
+    full = discover_studies(split)
     assert stream.streaming is False  # the late folder touched a study already handed out
-    finals = [s for s in seen if stream.is_final(s)]
-    assert sorted(s.uid for s in finals) == sorted(final)  # every final form exactly once
-    assert len(finals) == len(final)
-    assert any(not stream.is_final(s) for s in seen)  # the split study went out incomplete
+    finals = [s for s, at_end in seen if at_end or not stream.changed(s.uid)]
+    # every final form exactly once, each as a full discovery makes it
+    assert sorted(finals, key=lambda s: s.uid) == list(full.studies)
+    assert stream.studies_found == len(full.studies) == 4
+    stale = [s for s, at_end in seen if not at_end and stream.changed(s.uid)]
+    assert len(stale) == 1  # the split study went out incomplete, once
+    assert "mr" not in {se.modality.lower() for se in stale[0].series}
 
 
-def test_screening_a_split_study_writes_what_a_full_discovery_would(
+def test_screening_a_split_study_ends_with_what_a_full_discovery_would_give(
     split: Path, tmp_path: Path
 ) -> None:
     bundle = fx.shipped_or_tiny_bundle(tmp_path / "b")
     out = tmp_path / "r.jsonl"
     summary = screen_studies(split, out, bundle=bundle, key_secret_file=tmp_path / "k")
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert summary.screened == len(lines) == summary.studies_found == 4
-    assert len({r["study"] for r in lines}) == 4  # one record per study
-    assert summary.rescreened >= 1
-    # the split study's record rests on its MR too: the final study was screened
-    used = [r["provenance"]["inputs"]["mr"]["series"] for r in lines]
-    assert all(u is not None for u in used)
+    current = read_results(out).current
+    assert summary.screened == len(current) == summary.studies_found == 4
+    assert len({r.study for r in current}) == 4  # one current record per study
+    assert summary.rescreened == 1
+    # the split study's current (last) record rests on its MR too: the final study was screened
+    used = [r.provenance.inputs["mr"].series for r in current if r.provenance]
+    assert len(used) == 4 and all(u is not None for u in used)
+    # its first record, if written before the late folder was read, came earlier in the file
+    assert len(lines) in (4, 5)
     assert summary.wall_s >= summary.elapsed_s > 0 and summary.studies_per_s_wall > 0
     split_s = summary.time_split_s()
     assert {"discovery", "read", "preprocess", "inference"} <= set(split_s)
+
+
+def test_resume_screens_again_a_split_study_recorded_from_part_of_its_files(
+    split: Path, tmp_path: Path
+) -> None:
+    """A run stopped before it read the late folder left a record made without the MR; the
+    resumed run finds the MR and supersedes that record, and leaves the others alone."""
+    bundle = fx.shipped_or_tiny_bundle(tmp_path / "b")
+    secret = tmp_path / "k"
+    out = tmp_path / "r.jsonl"
+    partial = tmp_path / "partial"
+    shutil.copytree(split, partial, ignore=shutil.ignore_patterns("zz-late-mr"))
+    screen_studies(partial, out, bundle=bundle, key_secret_file=secret)
+    before = read_results(out).current
+    assert len(before) == 4
+    assert sum(r.provenance.inputs["mr"].series is None for r in before if r.provenance) == 1
+    summary = screen_studies(split, out, bundle=bundle, key_secret_file=secret, resume=True)
+    assert (summary.already_done, summary.screened) == (3, 1)
+    after = read_results(out)
+    assert len(after.records) == 5 and len(after.current) == 4
+    assert all(r.provenance.inputs["mr"].series is not None for r in after.current if r.provenance)

@@ -371,9 +371,11 @@ def _classify(
 
 @dataclass
 class FileWalk:
-    """The entries under a root: files to read, and folders that could not be listed."""
+    """The entries under a root: files to read (as strings: a Path object costs several times
+    the memory, and a large tree lists tens of thousands), and folders that could not be
+    listed."""
 
-    files: list[Path] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
     bad_folders: list[Path] = field(default_factory=list)
 
 
@@ -382,7 +384,7 @@ def walk_files(root: Path) -> FileWalk:
     that could not be listed; ``root`` itself when it is a file."""
     out = FileWalk()
     if not root.is_dir():
-        out.files.append(root)
+        out.files.append(str(root))
         return out
 
     def failed(exc: OSError) -> None:
@@ -402,8 +404,7 @@ def walk_files(root: Path) -> FileWalk:
             continue
         seen.add((st.st_dev, st.st_ino))
         dirnames.sort()
-        base = Path(dirpath)
-        out.files.extend(base / name for name in sorted(filenames))
+        out.files.extend(os.path.join(dirpath, name) for name in sorted(filenames))
     return out
 
 
@@ -500,12 +501,28 @@ class Collector:
         self.tree: dict[str, dict[str, _SeriesParts]] = defaultdict(dict)  # study → series
         self.files_seen = 0
 
-    def read(self, path: Path) -> str | None:
-        """Read one file's header into the tree; the StudyInstanceUID it joined, if any."""
-        self.files_seen += 1
+    def read(self, path: str | Path, *, only: str | None = None) -> str | None:
+        """Read one file's header into the tree; the StudyInstanceUID it joined, if any.
+
+        With ``only``, the file is read again for study ``only`` alone (its study was let go
+        with :meth:`forget` and is being rebuilt): a file of another study, or one that is
+        skipped, changes nothing, and nothing is counted twice.
+        """
+        path = Path(path)
+        if only is None:
+            self.files_seen += 1
         try:
             study_uid, series_uid, modality, inst, for_uid = _read_header(path)
         except _Skip as skip:
+            if only is not None:
+                if (
+                    skip.reason in ("unreadable", "no_pixels")
+                    and skip.uids
+                    and skip.uids[0] == only
+                ):
+                    self._unreadable(skip.uids)
+                    return only
+                return None
             self.skipped[skip.reason] += 1
             if skip.reason == "not_dicom" and _lost_slice(path):
                 self.suspects.append(path)
@@ -513,9 +530,10 @@ class Collector:
                 if skip.uids is None:
                     self.problems.append(path)
                 else:
-                    parts = self.tree[skip.uids[0]].setdefault(skip.uids[1], _SeriesParts("", None))
-                    parts.unreadable += 1
+                    self._unreadable(skip.uids)
                     return skip.uids[0]
+            return None
+        if only is not None and study_uid != only:
             return None
         parts = self.tree[study_uid].setdefault(series_uid, _SeriesParts(modality, for_uid))
         if not parts.instances:
@@ -524,6 +542,15 @@ class Collector:
         if for_uid:
             parts.frames_of_reference.add(for_uid)
         return study_uid
+
+    def _unreadable(self, uids: tuple[str, str]) -> None:
+        """Count a file that failed to read on the series it names."""
+        self.tree[uids[0]].setdefault(uids[1], _SeriesParts("", None)).unreadable += 1
+
+    def forget(self, uid: str) -> None:
+        """Let go of study ``uid``'s files (handed on; :meth:`read` with ``only`` rebuilds
+        it). Skip counts, problems and suspects are kept."""
+        self.tree.pop(uid, None)
 
     def study(self, uid: str) -> Study:
         """The study ``uid`` as the files read so far make it."""

@@ -6,15 +6,19 @@ screening run waits for the whole tree before the first pixel is decoded. A
 is one entry under the deepest folder that holds all files, typically one patient's or one
 study's folder — and after each group yields the studies that group touched, as read so far.
 
-A file read later can change a study already yielded (more of its files in another group, an
-unreadable file beside it), so a yielded study is *provisional*: once the stream is exhausted,
-:attr:`StudyStream.discovery` holds the final studies, :meth:`StudyStream.is_final` tells
-whether a provisional study is the final one, and the final form of every study not yet yielded
-is yielded at the end (each final form once). When a group touches a study already yielded
-(studies span groups, e.g. one folder per modality), the stream stops yielding provisional
-studies and hands out the rest at the end. The screening run writes a result only for a final study and screens again any
-study that changed (:mod:`medfuse.runtime.screening`), so streaming changes when work starts,
-never what is written.
+A file read later can change a study already yielded (more of its files in another group), so
+a yielded study is *provisional*: it is final unless a later group touches it, which
+:meth:`StudyStream.changed` tells once the stream is exhausted. The stream then rebuilds that
+study from its files (read again from its first group) and yields its final form at the end,
+with every study not yet yielded. When a group touches a study already yielded (studies span
+groups, e.g. one folder per modality), the stream stops yielding provisional studies and hands
+out the rest at the end. The screening run writes a result only for a final study and screens
+again any study that changed (:mod:`medfuse.runtime.screening`), so streaming changes when work
+starts, never what is written.
+
+Memory stays flat over a long tree: a yielded study's header facts are let go at once (its
+consumer holds them while it screens the study); the stream keeps the file list (strings) and,
+per yielded study, the index of its group.
 """
 
 from __future__ import annotations
@@ -32,17 +36,17 @@ from medfuse.runtime.dicom.study import Study
 __all__ = ["StudyStream", "group_files"]
 
 
-def group_files(files: list[Path]) -> list[list[Path]]:
+def group_files(files: list[str]) -> list[list[str]]:
     """``files`` (in walk order) cut into groups: one per sub-folder of their deepest common
     folder, plus one for the files directly in it (a flat folder is one group: no streaming)."""
     if not files:
         return []
-    base = Path(os.path.commonpath([str(f.parent) for f in files]))
-    depth = len(base.parts)
-    groups: dict[str, list[Path]] = {}
+    base = os.path.commonpath([os.path.dirname(f) for f in files])
+    cut = len(base.rstrip(os.sep)) + 1  # where the entry under the common folder begins
+    groups: dict[str, list[str]] = {}
     for f in files:
-        head = f.parts[depth] if len(f.parts) > depth + 1 else ""  # "": a file in base
-        groups.setdefault(head, []).append(f)
+        head, sep, _ = f[cut:].partition(os.sep)
+        groups.setdefault(head if sep else "", []).append(f)  # "": a file in the common folder
     return list(groups.values())
 
 
@@ -67,13 +71,10 @@ class StudyStream:
     ) -> None:
         self.root = Path(root)
         if not self.root.exists():
-            raise UsageError(
-                "the folder to search does not exist; pass an existing folder or file"
-            )
+            raise UsageError("the folder to search does not exist; pass an existing folder or file")
         self._progress = progress
-        self._collector: Collector | None = None
-        self._final: Discovery | None = None
-        self._final_by_uid: dict[str, Study] = {}
+        self._counts: Discovery | None = None
+        self._changed: set[str] = set()
         self.busy_s = 0.0  # CPU seconds of the iterating thread walking and reading headers
         self.streaming = True  # False once studies are seen to span groups
         self.studies_found = 0  # once the stream is exhausted
@@ -82,10 +83,12 @@ class StudyStream:
         quiet_pydicom()
         t0 = time.thread_time()
         walk = walk_files(self.root)
-        collector = self._collector = Collector(walk.bad_folders)
+        collector = Collector(walk.bad_folders)
         total, done = len(walk.files), 0
-        yielded: dict[str, Study] = {}
-        for group in group_files(walk.files):
+        groups = group_files(walk.files)
+        del walk
+        handed: dict[str, int] = {}  # study yielded provisionally → its group
+        for index, group in enumerate(groups):
             touched: dict[str, None] = {}
             for path in group:
                 if self._progress is not None:
@@ -94,60 +97,48 @@ class StudyStream:
                 done += 1
                 if uid is not None:
                     touched[uid] = None
-            if any(uid in yielded for uid in touched):
+            again = [uid for uid in touched if uid in handed]
+            if again:
                 # studies span groups (e.g. one folder per modality): stop handing out
                 # provisional studies that would only be screened again
                 self.streaming = False
+            for uid in again:  # rebuilt from all its files read so far, in walk order
+                self._changed.add(uid)
+                collector.forget(uid)
+                for path in [*groups[handed.pop(uid)], *group]:
+                    collector.read(path, only=uid)
             if not self.streaming:
                 continue
             provisional = [collector.study(uid) for uid in touched]
-            self.busy_s += time.thread_time() - t0
             for study in provisional:
-                yielded[study.uid] = study
-                yield study
+                handed[study.uid] = index
+                collector.forget(study.uid)
+            self.busy_s += time.thread_time() - t0
+            yield from provisional
+            del provisional
             t0 = time.thread_time()
         if self._progress is not None:
             self._progress(total, total)
-        final = collector.result()
-        self._collector = None  # its tree is in the final studies now
-        self.studies_found = len(final.studies)
-        # before `done` turns true: a consumer on another thread asks is_final once it is
-        self._final_by_uid = {s.uid: s for s in final.studies}
-        self._final = final
+        rest = collector.result()  # the studies not handed out yet, in their final form
+        self.studies_found = len(handed) + len(rest.studies)
+        self._counts = Discovery(studies=(), skipped=rest.skipped, files_seen=rest.files_seen)
         self.busy_s += time.thread_time() - t0
-        # every study's final form is handed out once
-        yield from (s for s in self._final.studies if yielded.get(s.uid) != s)
+        yield from rest.studies
 
     @property
     def done(self) -> bool:
-        """Whether every header has been read (:attr:`discovery` is then final)."""
-        return self._final is not None
+        """Whether every header has been read: what the stream yields from then on is final."""
+        return self._counts is not None
 
     @property
     def discovery(self) -> Discovery:
-        """The final discovery (studies sorted by UID, skipped files); after iteration."""
-        if self._final is None:
+        """The discovery's counts (skipped files by reason, files seen), after iteration; its
+        studies were handed out (:attr:`studies_found` counts them)."""
+        if self._counts is None:
             raise UsageError("StudyStream.discovery is known only once the stream is exhausted")
-        return self._final
+        return self._counts
 
-    def is_final(self, study: Study) -> bool:
-        """Whether a provisional ``study`` is its final form (same files, same warnings)."""
-        return self._final_by_uid.get(study.uid) == study
-
-    def release(self, uid: str) -> None:
-        """Forget the final form of study ``uid`` (its result is written): a long run then
-        holds only the studies still in flight, not every study it has seen."""
-        self._final_by_uid.pop(uid, None)
-
-    def drop_studies(self) -> None:
-        """Keep only the counts of :attr:`discovery` (studies found, skipped files), not its
-        studies; :meth:`is_final` still answers for the studies not yet released."""
-        if self._final is not None:
-            self.studies_found = len(self._final.studies)
-            self._final = Discovery(
-                studies=(), skipped=self._final.skipped, files_seen=self._final.files_seen
-            )
-
-    def final(self, uid: str) -> Study | None:
-        """The final form of study ``uid``."""
-        return self._final_by_uid.get(uid)
+    def changed(self, uid: str) -> bool:
+        """Whether study ``uid``, yielded provisionally, was touched by a later group (its
+        final form is yielded at the end); once the stream is exhausted."""
+        return uid in self._changed
