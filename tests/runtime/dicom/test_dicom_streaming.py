@@ -129,3 +129,38 @@ def test_resume_screens_again_a_split_study_recorded_from_part_of_its_files(
     after = read_results(out)
     assert len(after.records) == 5 and len(after.current) == 4
     assert all(r.provenance.inputs["mr"].series is not None for r in after.current if r.provenance)
+
+
+def test_discovery_stays_a_bounded_number_of_studies_ahead_and_stops_when_closed(
+    tmp_path: Path,
+) -> None:
+    """The feed holds at most AHEAD studies the pipeline has not taken (memory stays flat
+    however far discovery could run ahead), and closing it stops discovery."""
+    import time
+
+    from medfuse.runtime.feed import AHEAD, DiscoveryFeed
+    from medfuse.synthetic import generate_studies
+
+    root = tmp_path / "in"
+    generate_studies(root, AHEAD + 4, seed=33)
+    feed = DiscoveryFeed(root, b"k" * 32, frozenset())
+    assert feed.wait_first()
+    deadline = time.monotonic() + 30
+    while feed._queue.qsize() < AHEAD - 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # discovery would have read every folder by now, had it not waited
+    assert not feed.stream.done  # it waits for the pipeline: AHEAD studies queued, no more
+    assert feed._queue.qsize() <= AHEAD
+    feed.close()
+    assert not feed._thread.is_alive()
+    assert not feed.stream.done  # stopped, not run to the end
+
+
+def test_a_feed_taken_to_the_end_counts_every_study(patients: Path) -> None:
+    from medfuse.runtime.feed import DiscoveryFeed
+
+    feed = DiscoveryFeed(patients, b"k" * 32, frozenset())
+    studies = list(feed)
+    feed.join()
+    assert len(studies) == feed.pending_total() == feed.stream.studies_found == 4
+    assert all(final or not feed.stream.changed(s.uid) for _, s, final in feed.order)
