@@ -58,11 +58,11 @@ class DiscoveryFeed:
         *,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
-        self.stream = StudyStream(root, progress=progress)
+        self._stop = threading.Event()
+        self.stream = StudyStream(root, progress=progress, stop=self._stop.is_set)
         self._secret = secret
         self._done = done
         self._queue: queue.Queue[object] = queue.Queue(maxsize=AHEAD)
-        self._stop = threading.Event()
         self._first: object | None = None
         self.order: deque[tuple[str, Study, bool]] = deque()
         self.fed = 0
@@ -75,8 +75,6 @@ class DiscoveryFeed:
         try:
             already: set[str] = set()  # a study may be handed on twice (provisional, final)
             for study in self.stream:
-                if self._stop.is_set():
-                    return
                 key, final = study.key(self._secret), self.stream.done
                 if key in self._done and not (final and self.stream.changed(study.uid)):
                     already.add(study.uid)
@@ -85,6 +83,8 @@ class DiscoveryFeed:
                     if not self._put((key, study, final)):
                         return
                 del study  # the consumer holds it while it is screened, no longer
+            if self._stop.is_set():
+                return  # closed: the stream ended unfinished
             self.already = len(already)
             self._pending = self.stream.studies_found - self.already
         except BaseException as exc:  # handed to the consumer, raised there

@@ -20,7 +20,8 @@ from medfuse.runtime.screening import screen_studies
 
 def test_groups_are_the_entries_under_the_common_folder() -> None:
     files = ["/r/a/s1/1", "/r/a/s1/2", "/r/a/s2/1", "/r/b/x/1", "/r/loose"]
-    assert group_files(files) == [files[:3], files[3:4], files[4:]]
+    # the files directly in the common folder come first
+    assert group_files(files) == [files[4:], files[:3], files[3:4]]
     flat = ["/r/1", "/r/2"]
     assert group_files(flat) == [flat]  # a flat folder is one group
     one = ["/r/p/s/1", "/r/p/s/2"]
@@ -164,3 +165,58 @@ def test_a_feed_taken_to_the_end_counts_every_study(patients: Path) -> None:
     feed.join()
     assert len(studies) == feed.pending_total() == feed.stream.studies_found == 4
     assert all(final or not feed.stream.changed(s.uid) for _, s, final in feed.order)
+
+
+def _final_forms(stream: StudyStream) -> list[Study]:
+    seen = [(s, stream.done) for s in stream]
+    return sorted(
+        (s for s, at_end in seen if at_end or not stream.changed(s.uid)), key=lambda s: s.uid
+    )
+
+
+def test_a_study_loose_in_the_common_folder_counts_an_unreadable_file_read_later(
+    tmp_path: Path,
+) -> None:
+    """A study whose files lie directly in the common folder lies beside every sub-folder: a
+    damaged file found later, in any of them, is counted on it, as a full discovery does."""
+    from medfuse.synthetic import generate_studies
+
+    src = tmp_path / "src"
+    generate_studies(src, 3, seed=34)
+    patients = sorted(p for p in src.iterdir() if p.is_dir())
+    root = tmp_path / "in"
+    root.mkdir()
+    for f in (f for f in patients[0].rglob("*") if f.is_file()):
+        shutil.copy(f, root / f"{f.parent.name}-{f.name}")  # loose in the root
+    for p in patients[1:]:
+        shutil.copytree(p, root / p.name)
+    donor = next(f for f in sorted((root / patients[2].name).rglob("*")) if f.is_file())
+    (root / patients[2].name / "broken.dcm").write_bytes(donor.read_bytes()[:200])
+    full = discover_studies(root)
+    assert max(s.unreadable_nearby for s in full.studies) >= 1
+    stream = StudyStream(root)
+    assert _final_forms(stream) == list(full.studies)
+
+
+def test_a_relative_root_streams_folder_by_folder(
+    patients: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(patients)
+    stream = StudyStream(".")
+    it = iter(stream)
+    next(it)
+    assert not stream.done  # one patient's folder read, not the whole tree
+    rest = list(it)
+    assert 1 + len(rest) == stream.studies_found == 4
+
+
+def test_a_stopped_stream_ends_before_reading_the_rest(patients: Path) -> None:
+    asked = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    stream = StudyStream(patients, stop=stop)
+    assert list(stream) == []  # stopped inside the first folder
+    assert not stream.done and len(asked) == 4

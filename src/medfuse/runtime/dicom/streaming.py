@@ -37,17 +37,28 @@ __all__ = ["StudyStream", "group_files"]
 
 
 def group_files(files: list[str]) -> list[list[str]]:
-    """``files`` (in walk order) cut into groups: one per sub-folder of their deepest common
-    folder, plus one for the files directly in it (a flat folder is one group: no streaming)."""
+    """``files`` (absolute, in walk order) cut into groups: one per sub-folder of their deepest
+    common folder, plus one for the files directly in it, first (a flat folder is one group:
+    no streaming)."""
     if not files:
         return []
     base = os.path.commonpath([os.path.dirname(f) for f in files])
     cut = len(base.rstrip(os.sep)) + 1  # where the entry under the common folder begins
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {"": []}
     for f in files:
         head, sep, _ = f[cut:].partition(os.sep)
         groups.setdefault(head if sep else "", []).append(f)  # "": a file in the common folder
-    return list(groups.values())
+    return [g for g in groups.values() if g]
+
+
+def _loose_first(groups: list[list[str]]) -> bool:
+    """Whether the first of several groups is the files directly in their common folder: a
+    study among them lies in that folder, beside every later group, so an unreadable file in
+    any of them counts on it (``unreadable_nearby``) and it is final only once all are read."""
+    if len(groups) < 2:
+        return False
+    base = os.path.commonpath([os.path.dirname(g[0]) for g in groups])
+    return os.path.dirname(groups[0][0]) == base
 
 
 class StudyStream:
@@ -59,6 +70,9 @@ class StudyStream:
         A folder (searched recursively, any names) or a single file.
     progress:
         Called as ``progress(files read, files found)``.
+    stop:
+        Asked before each file; when it answers True the stream ends at once, unfinished (a
+        run that failed does not wait for the rest of the tree).
 
     Raises
     ------
@@ -67,12 +81,17 @@ class StudyStream:
     """
 
     def __init__(
-        self, root: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None
+        self,
+        root: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
-        self.root = Path(root)
+        self.root = Path(os.path.abspath(root))  # groups are cut from absolute paths
         if not self.root.exists():
             raise UsageError("the folder to search does not exist; pass an existing folder or file")
         self._progress = progress
+        self._stop = stop
         self._counts: Discovery | None = None
         self._changed: set[str] = set()
         self.busy_s = 0.0  # CPU seconds of the iterating thread walking and reading headers
@@ -86,11 +105,14 @@ class StudyStream:
         collector = Collector(walk.bad_folders)
         total, done = len(walk.files), 0
         groups = group_files(walk.files)
+        loose = _loose_first(groups)
         del walk
         handed: dict[str, int] = {}  # study yielded provisionally → its group
         for index, group in enumerate(groups):
             touched: dict[str, None] = {}
             for path in group:
+                if self._stop is not None and self._stop():
+                    return
                 if self._progress is not None:
                     self._progress(done, total)
                 uid = collector.read(path)
@@ -107,8 +129,8 @@ class StudyStream:
                 collector.forget(uid)
                 for path in [*groups[handed.pop(uid)], *group]:
                     collector.read(path, only=uid)
-            if not self.streaming:
-                continue
+            if not self.streaming or (loose and index == 0):
+                continue  # (the loose files' studies are handed out at the end)
             provisional = [collector.study(uid) for uid in touched]
             for study in provisional:
                 handed[study.uid] = index
