@@ -114,6 +114,9 @@ class ScreeningSummary:
     this run's ``ok`` studies. ``skipped_files`` counts the files discovery set aside, by reason.
     ``reasons`` counts, over the studies without a result, why each input was empty
     (``"ct: too_few_frames"`` → studies); ``warnings`` counts warning codes over all studies.
+    ``rescreened`` counts the studies discovery handed on before it had read all their files
+    (they lie in several folders): screened again in their final form, whose record supersedes
+    any written before (the last record of a study key counts).
     """
 
     results_jsonl: str
@@ -430,7 +433,7 @@ class _RunCounts:
     ok: int = 0
     not_usable: int = 0
     errors: int = 0
-    rescreened: int = 0  # provisional studies screened before discovery saw all their files
+    rescreened: int = 0  # studies screened again: discovery found more of their files later
     elapsed_s: float = 0.0
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in _STAGES})
 
