@@ -143,16 +143,9 @@ def _header_facts(
     end = start + length
     if end > size:
         return None
-    fh.seek(0)
-    digest = zlib.crc32(_read_exactly(fh, start))
-    if end < size:
-        # elements after Pixel Data (trailing padding, signatures): a full read parses them
-        # too, so they are checked and digested like the header
-        fh.seek(end)
-        trailer = _read_exactly(fh, size - end)
-        if not _plain_trailer(trailer, implicit=implicit, little=little):
-            return None
-        digest = zlib.crc32(trailer, digest)
+    digest = _outside_digest(fh, start, end, size, implicit=implicit, little=little)
+    if digest is None:
+        return None
     return HeaderFacts(
         file_size=size,
         pixel_offset=start,
@@ -190,14 +183,9 @@ def _rle_facts(
     end = _items_end(fh, start, size)
     if end is None:
         return None
-    fh.seek(0)
-    digest = zlib.crc32(_read_exactly(fh, start))
-    if end < size:  # elements after Pixel Data: checked and digested like the header
-        fh.seek(end)
-        trailer = _read_exactly(fh, size - end)
-        if not _plain_trailer(trailer, implicit=False, little=True):
-            return None
-        digest = zlib.crc32(trailer, digest)
+    digest = _outside_digest(fh, start, end, size, implicit=False, little=True)
+    if digest is None:
+        return None
     return HeaderFacts(
         file_size=size,
         pixel_offset=start,
@@ -208,6 +196,23 @@ def _rle_facts(
         rescale=None if transform is None else (transform.slope, transform.intercept),
         encoding="rle",
     )
+
+
+def _outside_digest(
+    fh: BinaryIO, start: int, end: int, size: int, *, implicit: bool, little: bool
+) -> int | None:
+    """CRC-32 of the file outside its pixel bytes ``[start, end)``: the header, and the
+    elements after Pixel Data (trailing padding, signatures), which a full read parses too, so
+    they are checked like the header; None when those are not plain elements."""
+    fh.seek(0)
+    digest = zlib.crc32(_read_exactly(fh, start))
+    if end < size:
+        fh.seek(end)
+        trailer = _read_exactly(fh, size - end)
+        if not _plain_trailer(trailer, implicit=implicit, little=little):
+            return None
+        digest = zlib.crc32(trailer, digest)
+    return digest
 
 
 def _items_end(fh: BinaryIO, pos: int, size: int) -> int | None:
