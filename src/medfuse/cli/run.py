@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "studies", type=Path, metavar="STUDIES_DIR", help="folder of DICOM files (any nesting)"
     )
     parser.add_argument(
-        "--out", type=Path, required=True, help="results JSONL file (one line per study)"
+        "--out", type=Path, required=True, help="results JSONL file (a line per study; the last line of a study counts)"
     )
     parser.add_argument(
         "--csv", type=Path, default=None, help="also write a CSV mirror of the results"

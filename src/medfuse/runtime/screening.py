@@ -495,9 +495,10 @@ def _screen_feed(
             run.rescreened += 1  # more of its files were found: its final form comes later
         else:
             record = ResultRecord.from_outcome(key, outcome, model)
-            writer.write(record)
             if masks_dir is not None and isinstance(outcome, StudyResult):
+                # masks first: a record on file means its masks are too (resume skips it)
                 write_masks(masks_dir, key, outcome.outputs.values())
+            writer.write(record)
             if key in written:  # the final form of a study recorded from part of its files
                 run.rescreened += 1
                 run.uncount(written[key])

@@ -1,6 +1,6 @@
-"""Streaming discovery: studies handed on as their folders are read, and a screening run that
-writes exactly what it would write had discovery come first — also for a study split over
-folders, which the stream can only know once every header is read."""
+"""Streaming discovery: studies handed on as their folders are read, and a screening run whose
+current records (the last per study key) are what it would write had discovery come first —
+also for a study split over folders, which the stream can only know once every header is read."""
 
 from __future__ import annotations
 

@@ -12,9 +12,10 @@ a yielded study is *provisional*: it is final unless a later group touches it, w
 study from its files (read again from its first group) and yields its final form at the end,
 with every study not yet yielded. When a group touches a study already yielded (studies span
 groups, e.g. one folder per modality), the stream stops yielding provisional studies and hands
-out the rest at the end. The screening run writes a result only for a final study and screens
-again any study that changed (:mod:`medfuse.runtime.screening`), so streaming changes when work
-starts, never what is written.
+out the rest at the end. The screening run writes each record at once and screens again any
+study that changed; its second record supersedes the first (the last record of a study key
+counts, :mod:`medfuse.runtime.screening`), so streaming changes when work starts, never the
+current records.
 
 Memory stays flat over a long tree: a yielded study's header facts are let go at once (its
 consumer holds them while it screens the study); the stream keeps the file list (strings) and,
