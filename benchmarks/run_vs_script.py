@@ -10,9 +10,11 @@ Also recorded:
 
 - **pipeline efficiency**: ``medfuse run``'s loop throughput ÷ the bound of its slowest stage
   measured alone (one ``--workers 0 --batch 1`` run: read, preprocess and inference timed per
-  study without overlap; discovery per study alone in this process), and against the *work
-  bound* when that is lower: the four stages' times summed and spread over every core (on 2
-  cores, stages that add up to more than twice the slowest cannot all overlap with it);
+  study without overlap, inference on every core; discovery per study alone in this process);
+  against the *plan bound*: the same with inference on the threads the run's thread plan gives
+  it (the rest of the cores go to the read workers); and against the *work bound* when that
+  is lower: the four stages' times summed and spread over every core (on 2 cores, stages that
+  add up to more than twice the slowest cannot all overlap with it);
 - **scaling** (``--scale 10,100``): whole-command seconds per study at several study counts
   (subsets of the same patients), and (``--slices 32,128,512``) at several CT slice counts
   (the synthetic CT series of ``--slice-studies`` patients resampled to that many slices).
@@ -115,10 +117,20 @@ def agreement(medfuse_out: str, script_out: str, secret: Path) -> dict[str, int]
 
 
 def stage_bound(studies: Path, tmp: Path, secret: Path, *extra: str) -> dict[str, Any]:
-    """Each stage measured alone: a run with no overlap (``--workers 0 --batch 1``)."""
+    """Each stage measured alone: a run with no overlap (``--workers 0 --batch 1``), where
+    inference has every core; and inference again with the threads the run's own plan gives
+    it (the pipeline's thread plan leaves cores to the read workers)."""
+    from medfuse.runtime.threads import plan_threads
+
     stats = run_medfuse(studies, tmp, secret, "--workers", "0", "--batch", "1", *extra)
     s = stats["summary"]
     per_study = {k: float(v) for k, v in s["timing_ms_mean"].items()}
+    plan = plan_threads()
+    planned = run_medfuse(
+        studies, tmp, secret, "--workers", "0", "--batch", "1", "--threads",
+        str(plan.intra_op), *extra,
+    )  # fmt: skip
+    inference_planned = float(planned["summary"]["timing_ms_mean"]["inference"])
     from medfuse.runtime.dicom import discover_studies
 
     t0 = time.perf_counter()
@@ -130,6 +142,11 @@ def stage_bound(studies: Path, tmp: Path, secret: Path, *extra: str) -> dict[str
         "per_study_ms": {k: round(v, 2) for k, v in per_study.items()},
         "slowest": slowest,
         "bound_studies_per_s": 1e3 / per_study[slowest],
+        "plan": plan.describe(),
+        "inference_ms_at_plan_threads": round(inference_planned, 2),
+        # the slowest stage with the threads the pipeline gives it
+        "plan_bound_studies_per_s": 1e3
+        / max(inference_planned, *(per_study[k] for k in ("read", "preprocess"))),
         # all four stages' time spread over every core: no pipeline beats this either
         "work_bound_studies_per_s": 1e3 * cores / sum(per_study.values()),
     }
@@ -266,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         bound["efficiency_vs_work_bound"] = bound["loop_studies_per_s_median"] / min(
             bound["bound_studies_per_s"], bound["work_bound_studies_per_s"]
         )
+        bound["efficiency_vs_plan_bound"] = (
+            bound["loop_studies_per_s_median"] / bound["plan_bound_studies_per_s"]
+        )
         report["stages_alone"] = bound
         ratios = [g["ratio"] for g in report["rounds"]]
         report["summary"] = {
@@ -274,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_max": max(ratios),
             "efficiency": bound["efficiency"],
             "efficiency_vs_work_bound": bound["efficiency_vs_work_bound"],
+            "efficiency_vs_plan_bound": bound["efficiency_vs_plan_bound"],
             "discovery_ms_per_study": bound["per_study_ms"]["discovery"],
             "medfuse_cores_busy": statistics.median(
                 g["medfuse"]["cores_busy"] for g in report["rounds"]

@@ -160,6 +160,41 @@ def test_segmentation_run_reports_fractions_and_writes_masks_on_request(
     assert len(list(masks.glob("*.npy"))) == len(ok)
 
 
+def test_a_masks_folder_that_cannot_be_written_is_refused_before_and_during_the_run(
+    studies: Path, tmp_path: Path
+) -> None:
+    """``--masks`` naming a file is refused before discovery (no results file); a mask that
+    cannot be written mid-run is a FileAccessError naming --masks, and the study it belongs to
+    has no record (a record on file means its masks are too)."""
+    from helpers.byom_nets import tiny_segmenter
+    from medfuse.errors import FileAccessError
+    from medfuse.runtime.results import load_or_create_secret, read_results
+    from medfuse.runtime.screening import screen_studies
+
+    spec = load_spec(ROOT / "docs" / "examples" / "ct-segmentation.json")
+    bundle = export_bundle(tiny_segmenter(), spec, tmp_path / "seg.medfuse")
+    results = tmp_path / "results.jsonl"
+    taken = tmp_path / "a-file"
+    taken.write_text("x")
+    proc = _cli("run", str(studies), "--bundle", str(bundle.path), "--out", str(results),
+                "--masks", str(taken))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "--masks" in proc.stderr and "Traceback" not in proc.stderr
+    assert not results.exists()
+
+    secret_file = tmp_path / "secret"
+    secret = load_or_create_secret(secret_file)
+    masks = tmp_path / "masks"
+    for study in discover_studies(studies).studies:  # every mask path taken by a folder
+        (masks / f"{study.key(secret)}.organs.npy").mkdir(parents=True)
+    with pytest.raises(FileAccessError, match="--masks"):
+        screen_studies(
+            studies, results, bundle=bundle.path, key_secret_file=secret_file, masks_dir=masks
+        )
+    ok = [r for r in read_results(results).current if r.status == "ok"]
+    assert ok == []
+
+
 def test_segmentation_bundle_quantizes_and_validates(studies: Path, tmp_path: Path) -> None:
     from helpers.byom_nets import tiny_segmenter
 

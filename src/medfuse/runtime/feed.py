@@ -1,5 +1,5 @@
-"""The screening run's feed: discovery on a thread of its own, studies handed to the pipeline as
-their folders are read (:class:`~medfuse.runtime.dicom.streaming.StudyStream`).
+"""The screening run's feed: discovery beside the pipeline, studies handed to it as their folders
+are read (:class:`~medfuse.runtime.dicom.streaming.StudyStream`).
 
 Decoding, preprocessing and inference of the first studies overlap the reading of the other
 headers, instead of waiting for the whole tree. Studies already in the results file (by key) are
@@ -12,23 +12,73 @@ Discovery runs at most :data:`AHEAD` studies ahead of the pipeline (the queue be
 bounded), so the studies waiting to be screened do not pile up in memory when headers are read
 faster than studies are screened.
 
+Where it can, discovery runs in a **process of its own** (forked, so it starts in milliseconds
+with every module already imported): header parsing is Python work, and on a thread it holds
+the interpreter lock the read workers and preprocessing need (measured on 2 cores: the loop ran
+at 31–34 studies/s with discovery on a thread, 46 with it in a process). Studies cross over
+pickled (about 1 ms per study to unpickle). A fork is only safe on Linux and while no other
+Python thread runs (a lock held by another thread would stay locked in the child); otherwise
+discovery runs on a thread, as it does when ``process=False``.
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
+import pickle
 import queue
+import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
+from medfuse.errors import MedfuseError, UsageError
+from medfuse.runtime.dicom.discovery import Discovery
 from medfuse.runtime.dicom.streaming import StudyStream
 from medfuse.runtime.dicom.study import Study
 
-__all__ = ["DiscoveryFeed"]
+__all__ = ["AHEAD", "DiscoveryFeed", "StreamState", "can_fork"]
+
+logger = logging.getLogger(__name__)
 
 _END = object()
 AHEAD = 16  # studies discovery may hand on before the pipeline takes them
+_POLL_S = 0.1  # how often a blocked hand-over looks whether the other side gave up
+_CLOSE_S = 5.0  # how long close() waits for a discovery process before killing it
+
+
+def can_fork() -> bool:
+    """Whether discovery may run in a forked process: Linux (fork is unsafe on macOS and
+    absent on Windows) and no Python thread but this one (its locks would stay held in the
+    child)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+@dataclass
+class StreamState:
+    """What the consumer reads of a stream that runs in another process (the same attributes
+    as :class:`StudyStream`), updated from its messages."""
+
+    done: bool = False
+    studies_found: int = 0
+    busy_s: float = 0.0
+    counts: Discovery | None = None
+    changed_uids: set[str] = field(default_factory=set)
+
+    @property
+    def discovery(self) -> Discovery:
+        if self.counts is None:
+            raise UsageError("StudyStream.discovery is known only once the stream is exhausted")
+        return self.counts
+
+    def changed(self, uid: str) -> bool:
+        return uid in self.changed_uids
 
 
 class DiscoveryFeed:
@@ -43,11 +93,16 @@ class DiscoveryFeed:
     done:
         Keys already in the results file: their studies are not fed.
     progress:
-        Discovery progress, ``progress(files read, files found)`` (called on the feed's thread).
+        Discovery progress, ``progress(files read, files found)`` (called on the feed's thread;
+        discovery then runs on a thread).
+    process:
+        Run discovery in a forked process (True), on a thread (False), or in a process where
+        :func:`can_fork` allows it (None, the default).
 
     Iterating yields studies; :attr:`order` receives ``(key, study, final)`` for each, in the
     same order, for the consumer to pair with the pipeline's outcomes (``final``: discovery was
-    done when the study was handed on).
+    done when the study was handed on). :attr:`stream` answers ``done``, ``changed(uid)``,
+    ``studies_found``, ``discovery`` and ``busy_s`` as a :class:`StudyStream` does.
     """
 
     def __init__(
@@ -57,64 +112,171 @@ class DiscoveryFeed:
         done: frozenset[str],
         *,
         progress: Callable[[int, int], None] | None = None,
+        process: bool | None = None,
     ) -> None:
-        self._stop = threading.Event()
-        self.stream = StudyStream(root, progress=progress, stop=self._stop.is_set)
+        if process is None:
+            process = progress is None and can_fork()
+        elif process and (progress is not None or not sys.platform.startswith("linux")):
+            raise UsageError("discovery runs in a process only on Linux and without progress")
         self._secret = secret
         self._done = done
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=AHEAD)
         self._first: object | None = None
         self.order: deque[tuple[str, Study, bool]] = deque()
         self.fed = 0
         self._pending: int | None = None
         self.already = 0  # studies found already in the results file (once discovery is done)
-        self._thread = threading.Thread(target=self._run, name="medfuse-discovery", daemon=True)
-        self._thread.start()
+        self.process: Any = None  # the discovery process, when it runs in one
+        self._parent: int | None = None
+        logger.debug("discovery runs %s", "in a process" if process else "on a thread")
+        if process:
+            ctx = multiprocessing.get_context("fork")
+            self._stop: Any = ctx.Event()
+            self._queue: Any = ctx.Queue(maxsize=AHEAD)
+            self._parent = os.getpid()
+            walker = StudyStream(root, stop=self._stopped)  # checks root here
+            self.stream: StudyStream | StreamState = StreamState()
+            self.process = ctx.Process(
+                target=self._child, args=(walker,), name="medfuse-discovery", daemon=True
+            )
+            self.process.start()
+            self._thread: threading.Thread | None = None
+        else:
+            self._stop = threading.Event()
+            self._queue = queue.Queue(maxsize=AHEAD)
+            self.stream = StudyStream(root, progress=progress, stop=self._stop.is_set)
+            self._thread = threading.Thread(
+                target=self._discover, args=(self.stream,), name="medfuse-discovery", daemon=True
+            )
+            self._thread.start()
 
-    def _run(self) -> None:
+    # -- the discovering side (a thread here, or the forked process) -------------------------
+
+    def _discover(self, stream: StudyStream) -> None:
+        remote = self.process is not None
         try:
             already: set[str] = set()  # a study may be handed on twice (provisional, final)
-            for study in self.stream:
-                key, final = study.key(self._secret), self.stream.done
-                if key in self._done and not (final and self.stream.changed(study.uid)):
+            told: set[str] = set()  # changed studies the consumer was told of
+            for study in stream:
+                key, final = study.key(self._secret), stream.done
+                if key in self._done and not (final and stream.changed(study.uid)):
                     already.add(study.uid)
                 else:
                     already.discard(study.uid)
-                    if not self._put((key, study, final)):
+                    item: tuple[Any, ...] = (key, study, final)
+                    if remote:
+                        news = tuple(stream.changed_uids - told)
+                        told.update(news)
+                        item = (*item, news)
+                    if not self._put(item):
                         return
                 del study  # the consumer holds it while it is screened, no longer
-            if self._stop.is_set():
+            if self._stopped():
                 return  # closed: the stream ended unfinished
-            self.already = len(already)
-            self._pending = self.stream.studies_found - self.already
+            already_n = len(already)
+            pending = stream.studies_found - already_n
+            if remote:
+                counts = stream.discovery
+                end: object = (
+                    "end",
+                    already_n,
+                    pending,
+                    stream.studies_found,
+                    stream.busy_s,
+                    dict(counts.skipped),
+                    counts.files_seen,
+                    tuple(stream.changed_uids),
+                )
+            else:
+                self.already, self._pending, end = already_n, pending, _END
         except BaseException as exc:  # handed to the consumer, raised there
-            self._put(exc)
+            self._put(("error", _portable(exc)) if remote else exc)
         else:
-            self._put(_END)
+            self._put(end)
+
+    def _child(self, walker: StudyStream) -> None:
+        """The discovery process: Ctrl-C is for the parent, which stops it through the event."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self._discover(walker)
+        finally:
+            if self._stopped():  # nobody reads the rest: exit without flushing it
+                self._queue.cancel_join_thread()
+
+    def _stopped(self) -> bool:
+        """The feed was closed, or (in the discovery process) the run that started it is gone:
+        an orphan would otherwise hold the run's files open and wait for room forever."""
+        if self._stop.is_set():
+            return True
+        parent = self._parent
+        return parent is not None and os.getpid() != parent and os.getppid() != parent
 
     def _put(self, item: object) -> bool:
         """Queue ``item`` once the pipeline has room; False when the feed was closed."""
-        while not self._stop.is_set():
+        while not self._stopped():
             try:
-                self._queue.put(item, timeout=0.1)
+                self._queue.put(item, timeout=_POLL_S)
             except queue.Full:
                 continue
             return True
         return False
 
+    # -- the consuming side -------------------------------------------------------------------
+
     def close(self) -> None:
         """Stop discovery early (the consumer gave up, e.g. on an error) and wait for it."""
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
+            return
+        self.process.join(_CLOSE_S)
+        if self.process.is_alive():  # stuck in a file system call: it holds nothing we need
+            self.process.kill()
+            self.process.join()
+        self._queue.close()
 
     def _get(self) -> object:
         if self._first is not None:
             item, self._first = self._first, None
             return item
-        item = self._queue.get()
+        item = self._queue.get() if self.process is None else self._receive()
         if isinstance(item, BaseException):
             raise item
         return item
+
+    def _receive(self) -> object:
+        """The next item from the discovery process, with its news applied to :attr:`stream`."""
+        state = self.stream
+        assert isinstance(state, StreamState)
+        while True:
+            try:
+                msg = self._queue.get(timeout=_POLL_S)
+                break
+            except queue.Empty:
+                if self.process.is_alive():
+                    continue
+                try:  # it may have ended just after the last look
+                    msg = self._queue.get(timeout=_POLL_S)
+                    break
+                except queue.Empty:
+                    raise MedfuseError(
+                        "discovery stopped unexpectedly (its process exited with code "
+                        f"{self.process.exitcode}); run again — studies already recorded are "
+                        "kept with --resume"
+                    ) from None
+        if msg[0] == "error":
+            return msg[1]
+        if msg[0] == "end":
+            _, self.already, self._pending, found, busy, skipped, seen, changed = msg
+            state.studies_found, state.busy_s = found, busy
+            state.counts = Discovery(
+                studies=(), skipped=MappingProxyType(skipped), files_seen=seen
+            )
+            state.changed_uids.update(changed)
+            state.done = True
+            return _END
+        key, study, final, news = msg
+        state.changed_uids.update(news)
+        return (key, study, final)
 
     def wait_first(self) -> bool:
         """Block until there is a study to screen (True) or discovery ended without one."""
@@ -140,5 +302,21 @@ class DiscoveryFeed:
         return self._pending or 0
 
     def join(self) -> None:
-        """Wait for discovery to finish (re-raising its error)."""
-        self._thread.join()
+        """Wait for discovery to finish (its errors are raised by the iteration)."""
+        if self._thread is not None:
+            self._thread.join()
+        else:
+            self.process.join()
+            self._queue.close()
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling to the parent unchanged, else a MedfuseError naming its
+    type only (a foreign message could quote a header value)."""
+    try:
+        back = pickle.loads(pickle.dumps(exc))
+    except Exception:
+        back = None
+    if isinstance(back, BaseException) and str(back) == str(exc):
+        return exc
+    return MedfuseError(f"discovery failed ({type(exc).__name__}); run again, or report it")

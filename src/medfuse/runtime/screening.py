@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medfuse._paths import check_output_file
+from medfuse._paths import check_output_dir, check_output_file, writing
 from medfuse.errors import DicomError, UsageError
 from medfuse.runtime.feed import DiscoveryFeed
 from medfuse.runtime.results import (
@@ -280,6 +280,8 @@ def screen_studies(
         check_output_file(csv_path, "--csv").resolve() == out_path.resolve()
     ):
         raise UsageError("--csv and --out name the same file; give the CSV its own name")
+    if masks_dir is not None:
+        masks_dir = check_output_dir(masks_dir, "--masks")  # before discovery, not at study 1
     secret = secret_from(key_secret_file)
     fingerprint = key_fingerprint(secret)
 
@@ -497,7 +499,8 @@ def _screen_feed(
             record = ResultRecord.from_outcome(key, outcome, model)
             if masks_dir is not None and isinstance(outcome, StudyResult):
                 # masks first: a record on file means its masks are too (resume skips it)
-                write_masks(masks_dir, key, outcome.outputs.values())
+                with writing(masks_dir, "write", "--masks"):
+                    write_masks(masks_dir, key, outcome.outputs.values())
             writer.write(record)
             if key in written:  # the final form of a study recorded from part of its files
                 run.rescreened += 1

@@ -132,8 +132,9 @@ def test_resume_screens_again_a_split_study_recorded_from_part_of_its_files(
     assert all(r.provenance.inputs["mr"].series is not None for r in after.current if r.provenance)
 
 
+@pytest.mark.parametrize("process", [False, True], ids=["thread", "process"])
 def test_discovery_stays_a_bounded_number_of_studies_ahead_and_stops_when_closed(
-    tmp_path: Path,
+    tmp_path: Path, process: bool
 ) -> None:
     """The feed holds at most AHEAD studies the pipeline has not taken (memory stays flat
     however far discovery could run ahead), and closing it stops discovery."""
@@ -144,27 +145,114 @@ def test_discovery_stays_a_bounded_number_of_studies_ahead_and_stops_when_closed
 
     root = tmp_path / "in"
     generate_studies(root, AHEAD + 4, seed=33)
-    feed = DiscoveryFeed(root, b"k" * 32, frozenset())
+    feed = DiscoveryFeed(root, b"k" * 32, frozenset(), process=process)
     assert feed.wait_first()
     deadline = time.monotonic() + 30
     while feed._queue.qsize() < AHEAD - 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # discovery would have read every folder by now, had it not waited
-    assert not feed.stream.done  # it waits for the pipeline: AHEAD studies queued, no more
     assert feed._queue.qsize() <= AHEAD
+    if process:
+        assert feed.process.is_alive()  # waiting for room, not finished
+    else:
+        assert not feed.stream.done  # it waits for the pipeline: AHEAD studies queued, no more
     feed.close()
-    assert not feed._thread.is_alive()
-    assert not feed.stream.done  # stopped, not run to the end
+    if process:
+        assert not feed.process.is_alive() and feed.process.exitcode == 0  # ended, not killed
+    else:
+        assert not feed._thread.is_alive()
+        assert not feed.stream.done  # stopped, not run to the end
 
 
-def test_a_feed_taken_to_the_end_counts_every_study(patients: Path) -> None:
+@pytest.mark.parametrize("process", [False, True], ids=["thread", "process"])
+def test_a_feed_taken_to_the_end_counts_every_study(patients: Path, process: bool) -> None:
     from medfuse.runtime.feed import DiscoveryFeed
 
-    feed = DiscoveryFeed(patients, b"k" * 32, frozenset())
+    feed = DiscoveryFeed(patients, b"k" * 32, frozenset(), process=process)
     studies = list(feed)
     feed.join()
     assert len(studies) == feed.pending_total() == feed.stream.studies_found == 4
     assert all(final or not feed.stream.changed(s.uid) for _, s, final in feed.order)
+    assert feed.stream.discovery.files_seen == sum(1 for f in patients.rglob("*") if f.is_file())
+
+
+def test_a_discovery_process_hands_on_what_the_thread_does(split: Path) -> None:
+    """The same (key, study, final) sequence, the same changed study, counts and skipped
+    files, whether discovery runs in a process or on a thread — also for a study split over
+    folders, whose provisional form is handed on before the late folder changes it."""
+    from medfuse.runtime.feed import DiscoveryFeed
+
+    runs = []
+    for process in (False, True):
+        feed = DiscoveryFeed(split, b"k" * 32, frozenset(), process=process)
+        studies = list(feed)
+        feed.join()
+        assert (feed.process is not None) is process
+        runs.append((studies, list(feed.order), feed))
+    (t_studies, t_order, thread), (p_studies, p_order, proc) = runs
+    assert p_studies == t_studies and p_order == t_order
+    changed = {s.uid for _, s, _ in t_order if thread.stream.changed(s.uid)}
+    assert len(changed) == 1
+    assert changed == {s.uid for _, s, _ in p_order if proc.stream.changed(s.uid)}
+    assert dict(proc.stream.discovery.skipped) == dict(thread.stream.discovery.skipped)
+    assert proc.stream.discovery.skipped.get("not_dicom")  # the synthetic notes, counted
+    assert (proc.pending_total(), proc.already) == (thread.pending_total(), thread.already)
+    assert proc.stream.busy_s > 0
+
+
+def test_a_discovery_process_that_dies_is_reported_not_waited_for(tmp_path: Path) -> None:
+    """Killed mid-run (out of memory, a crashing decoder), the process's end is an error the
+    run reports, not a feed that waits forever."""
+    import os
+    import signal
+
+    from medfuse.errors import MedfuseError
+    from medfuse.runtime.feed import AHEAD, DiscoveryFeed
+    from medfuse.synthetic import generate_studies
+
+    root = tmp_path / "in"
+    generate_studies(root, AHEAD + 4, seed=35)
+    feed = DiscoveryFeed(root, b"k" * 32, frozenset(), process=True)
+    assert feed.wait_first()
+    os.kill(feed.process.pid, signal.SIGKILL)
+    with pytest.raises(MedfuseError, match=r"discovery stopped unexpectedly .*code -9"):
+        for _ in feed:
+            pass
+    feed.close()
+
+
+def test_a_discovery_process_outliving_its_run_ends(tmp_path: Path) -> None:
+    """A run killed before it closed its feed leaves no discovery process behind (it would keep
+    the run's files open and wait for room forever)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from medfuse.runtime.feed import AHEAD
+    from medfuse.synthetic import generate_studies
+
+    root = tmp_path / "in"
+    generate_studies(root, AHEAD + 4, seed=36)
+    code = (
+        "import os, sys; from pathlib import Path; from medfuse.runtime.feed import DiscoveryFeed;"
+        f"f = DiscoveryFeed(Path({str(root)!r}), b'k' * 32, frozenset(), process=True);"
+        "f.wait_first(); print(f.process.pid, flush=True); os._exit(0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the discovery process outlived its run")
 
 
 def _final_forms(stream: StudyStream) -> list[Study]:

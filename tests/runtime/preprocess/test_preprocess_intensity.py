@@ -157,6 +157,23 @@ def test_non_finite_input_is_an_error(bad: float, method: str) -> None:
         apply_intensity_into(x, IntensityRecipe(method, windows=wins), out)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 17, 49])
+def test_value_range_refuses_non_finite_values_wherever_they_are(bad: float, where: int) -> None:
+    """min/max give the range and the exact finiteness test in one: NaN propagates through
+    both, an infinite value is one of them (also first or last, and beside huge values)."""
+    from medfuse.runtime.preprocess.intensity import value_range
+
+    x = np.full(50, 3e38, dtype=np.float32)
+    x[::2] = -1.0
+    assert value_range(x, "v") == (-1.0, pytest.approx(3e38, rel=1e-6))
+    x[where] = bad
+    with pytest.raises(PreprocessingError, match="v: 1 of 50 values are NaN or infinite"):
+        value_range(x.reshape(5, 10), "v")
+    with pytest.raises(PreprocessingError, match="no values"):
+        value_range(np.empty((0, 4), np.float32), "v")
+
+
 def test_huge_finite_values_are_not_mistaken_for_inf() -> None:
     x = np.full((4, 4), 3e38, dtype=np.float32)  # the float32 sum overflows, the values do not
     out = np.empty((1, 4, 4), dtype=np.float32)

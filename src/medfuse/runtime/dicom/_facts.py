@@ -43,7 +43,6 @@ from medfuse.runtime.dicom.study import HeaderFacts, Instance
 __all__ = [
     "HEADER_PEEK",
     "NativeReader",
-    "current_facts",
     "header_facts",
     "pixel_length_fits",
     "rescale_of",
@@ -328,19 +327,6 @@ def _element_header(head: bytes, *, implicit: bool, little: bool) -> bytes | Non
     if len(head) < 12 or head[4:6] not in (b"OB", b"OW") or head[6:8] != b"\x00\x00":
         return None
     return head[:12]
-
-
-def current_facts(inst: Instance) -> HeaderFacts | None:
-    """``inst.facts`` while the file still has the size discovery saw (the digest is checked
-    when the file is read)."""
-    facts = inst.facts
-    if facts is None:
-        return None
-    try:
-        size = os.stat(inst.path).st_size
-    except OSError:
-        return None
-    return facts if size == facts.file_size else None
 
 
 class NativeReader:

@@ -165,3 +165,8 @@ class StudyStream:
         """Whether study ``uid``, yielded provisionally, was touched by a later group (its
         final form is yielded at the end); once the stream is exhausted."""
         return uid in self._changed
+
+    @property
+    def changed_uids(self) -> frozenset[str]:
+        """The studies :meth:`changed` answers True for, so far."""
+        return frozenset(self._changed)

@@ -16,7 +16,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medfuse.errors import CorruptDicomError, DicomError
-from medfuse.runtime.dicom._facts import current_facts
 from medfuse.runtime.dicom._quiet import quiet_pydicom
 from medfuse.runtime.dicom._read import decode, guarded, open_dataset
 from medfuse.runtime.dicom._sources import (
@@ -173,7 +172,8 @@ def load_volume(series: Series) -> Volume:
 def _load_volume(series: Series) -> Volume:
     if not series.instances:
         raise CorruptDicomError("the series has no image files; pick a series with images")
-    if all(current_facts(inst) is not None for inst in series.instances):
+    # a file changed since discovery is caught by the read (its size and digest are checked)
+    if all(inst.facts is not None for inst in series.instances):
         try:
             return _assemble(series, FromFacts(series))
         except (StaleFacts, DicomError):

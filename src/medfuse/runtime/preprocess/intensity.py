@@ -29,7 +29,7 @@ from medfuse.bundle.spec import IntensityRecipe, Window
 from medfuse.errors import NonFiniteDataError, PreprocessingError
 from medfuse.runtime.dicom.processing import VoiWindow, linear_coefficients
 
-__all__ = ["apply_intensity_into", "apply_window_into", "require_finite"]
+__all__ = ["apply_intensity_into", "apply_window_into", "require_finite", "value_range"]
 
 
 def require_finite(arr: NDArray[np.floating], what: str) -> None:
@@ -40,8 +40,27 @@ def require_finite(arr: NDArray[np.floating], what: str) -> None:
     """
     with np.errstate(over="ignore", invalid="ignore"):
         total = np.add.reduce(arr, axis=None)
-    if np.isfinite(total):
-        return
+    if not np.isfinite(total):
+        _refuse_non_finite(arr, what)
+
+
+def value_range(arr: NDArray[np.floating], what: str) -> tuple[float, float]:
+    """``(min, max)`` of a non-empty ``arr``; :class:`~medfuse.errors.NonFiniteDataError` if it
+    holds NaN or ±inf.
+
+    Two passes that also test finiteness exactly (NaN propagates through ``min`` and ``max``,
+    and an infinite value is one of them), where a check and a range took three.
+    """
+    if arr.size == 0:
+        raise PreprocessingError(f"{what}: no values; the series holds an empty image")
+    lo, hi = float(np.min(arr)), float(np.max(arr))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        _refuse_non_finite(arr, what)
+    return lo, hi
+
+
+def _refuse_non_finite(arr: NDArray[np.floating], what: str) -> None:
+    """Count the NaN / infinite values (the exact, allocating test) and raise if there are any."""
     bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
     if bad:
         raise NonFiniteDataError(

@@ -50,9 +50,12 @@ def read_scalar(path: Path, recipe: ScalarRecipe) -> float | None:
     the attribute is absent, empty, multi-valued or cannot be parsed."""
     import pydicom
 
+    from medfuse.runtime.dicom._quiet import reading
+
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[recipe.source])
-        value = ds.get(recipe.source)
+        with reading():  # pydicom's warnings quote values (a patient's age, here)
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[recipe.source])
+            value = ds.get(recipe.source)
     except Exception:  # an unreadable header is a missing value here; images report it
         return None
     if value is None or value == "" or isinstance(value, list | tuple):

@@ -28,7 +28,7 @@ from medfuse.bundle.spec import ModelSpec, PreprocessRecipe
 from medfuse.errors import DicomError, NonFiniteDataError, NoUsableInputError, PreprocessingError
 from medfuse.runtime.dicom import load_image, load_volume, read_frames
 from medfuse.runtime.dicom.study import Instance, Series, Study
-from medfuse.runtime.preprocess.intensity import apply_intensity_into, require_finite
+from medfuse.runtime.preprocess.intensity import apply_intensity_into, value_range
 from medfuse.runtime.preprocess.plan import PlanOutcome, StudyPlan, plan_study
 from medfuse.runtime.preprocess.resample import resample_volume_into, resize_image_into
 from medfuse.runtime.preprocess.scalars import fill_scalars
@@ -160,8 +160,8 @@ def _preprocess_series_timed(
         volume = load_volume(series)
         values = volume.values
         t1 = time.perf_counter()
-        require_finite(values, f"volume {list(values.shape)}")
-        notes.extend(_content_notes(series, values, recipe))
+        lo, hi = value_range(values, f"volume {list(values.shape)}")
+        notes.extend(_content_notes(series, values.shape, lo == hi, recipe))
         resample_volume_into(values, (recipe.size[0], recipe.size[1], recipe.size[2]), out[0])
         notes.extend(volume.notes)
         off = _spacing_off(volume.spacing, values.shape, recipe) if volume.geometry_known else None
@@ -178,8 +178,8 @@ def _preprocess_series_timed(
             image = load_image(series)
             values, spacing = image.values, image.spacing
         t1 = time.perf_counter()
-        require_finite(values, f"image {list(values.shape)}")
-        notes.extend(_content_notes(series, values, recipe))
+        lo, hi = value_range(values, f"image {list(values.shape)}")
+        notes.extend(_content_notes(series, values.shape, lo == hi, recipe))
         resize_image_into(values, (recipe.size[0], recipe.size[1]), out[0])
         off = _spacing_off(spacing, values.shape, recipe)
         grid = _resampled_spacing(spacing, values.shape, recipe)
@@ -208,12 +208,13 @@ _UPSCALE_WARN = 8.0
 
 
 def _content_notes(
-    series: Series, values: NDArray[np.floating], recipe: PreprocessRecipe
+    series: Series, shape: tuple[int, ...], constant: bool, recipe: PreprocessRecipe
 ) -> list[str]:
-    """Notes on what was read: all values equal, slices of differing pixel spacing, a tiny
-    image blown up to the recipe's size."""
+    """Notes on what was read (of ``shape``; ``constant``: all its values are equal): all
+    values equal, slices of differing pixel spacing, a tiny image blown up to the recipe's
+    size."""
     notes: list[str] = []
-    if values.size and float(values.min()) == float(values.max()):
+    if constant:
         notes.append(
             "constant_values: every value of the series is the same (an empty image, or "
             "RescaleSlope 0): it carries no information"
@@ -224,7 +225,7 @@ def _content_notes(
             f"mixed_pixel_spacing: its files give {len(spacings)} different PixelSpacing "
             "values; the volume assumes one"
         )
-    h, w = values.shape[-2:]
+    h, w = shape[-2:]
     want_h, want_w = recipe.size[-2:]
     scale = max(want_h / max(h, 1), want_w / max(w, 1))
     if scale >= _UPSCALE_WARN:
