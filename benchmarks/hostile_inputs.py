@@ -153,7 +153,7 @@ def measure(cmd: list[str], src: Path, work: Path) -> dict[str, Any]:
         PYTHONPATH=str(src),
         HOME=str(work / "home"),
         MEDFUSE_KEY_SECRET_FILE=str(work / "home" / "secret"),
-        MEDFUSE_CACHE=str(work / "cache"),
+        MEDFUSE_CACHE_DIR=str(work / "cache"),
     )
     err_path = work / "stderr.txt"
     t0 = time.perf_counter()

@@ -33,3 +33,17 @@ def _no_ambient_trust_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDFUSE_TRUST_CONFIG", "")
     monkeypatch.delenv("MEDFUSE_TRUSTED_KEYS", raising=False)
     monkeypatch.delenv("MEDFUSE_KEY_PASSPHRASE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def _private_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("medfuse-state")
+
+
+@pytest.fixture(autouse=True)
+def _no_user_state(monkeypatch: pytest.MonkeyPatch, _private_state: Path) -> None:
+    """medfuse's own state (the study-key secret, extracted bundles, calibration sets, the
+    demo's studies) goes to a folder of the test session, never the user's (subprocesses
+    inherit this too). A test that needs its own sets these again."""
+    monkeypatch.setenv("MEDFUSE_KEY_SECRET_FILE", str(_private_state / "study-key.secret"))
+    monkeypatch.setenv("MEDFUSE_CACHE_DIR", str(_private_state / "cache"))

@@ -23,7 +23,9 @@ from pathlib import Path
 from medfuse.errors import FileAccessError, MissingDependencyError
 
 __all__ = [
+    "CACHE_ENV",
     "access_error",
+    "cache_dir",
     "check_output_dir",
     "check_output_file",
     "check_secret_file",
@@ -43,6 +45,21 @@ _HINTS = {
     errno.ENOENT: "its folder does not exist; create it or choose another path",
     errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
 }
+
+
+CACHE_ENV = "MEDFUSE_CACHE_DIR"
+
+
+def cache_dir(part: str = "") -> Path:
+    """medfuse's cache folder (``part`` below it): ``$MEDFUSE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/medfuse``, else ``~/.cache/medfuse`` — one rule for every cache (extracted
+    bundles, calibration sets, the demo's studies)."""
+    if env := os.environ.get(CACHE_ENV):
+        root = Path(env).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "medfuse"
+    return root / part if part else root
 
 
 def _label(flag: str) -> str:

@@ -147,3 +147,25 @@ def test_the_policy_in_process(tmp_path: Path, blocked: Path) -> None:
             open("/dev/full", "w") as fh,
         ):
             fh.write("x")
+
+
+def test_every_cache_follows_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extracted bundles, calibration sets and the demo's studies share one cache folder:
+    $MEDFUSE_CACHE_DIR, else $XDG_CACHE_HOME/medfuse, else ~/.cache/medfuse."""
+    from medfuse._paths import cache_dir
+    from medfuse.bundle.archive import bundle_cache_dir
+    from medfuse.calibration.config import default_cache_dir
+    from medfuse.cli.demo import cache_root
+
+    def where() -> list[Path]:
+        return [bundle_cache_dir().parent, default_cache_dir().parent, cache_root(), cache_dir()]
+
+    monkeypatch.setenv("MEDFUSE_CACHE_DIR", str(tmp_path / "mine"))
+    assert where() == [tmp_path / "mine"] * 4
+    monkeypatch.delenv("MEDFUSE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert where() == [tmp_path / "xdg" / "medfuse"] * 4
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert where() == [tmp_path / "home" / ".cache" / "medfuse"] * 4
+    assert bundle_cache_dir().name == "bundles" and default_cache_dir().name == "calibration"

@@ -25,7 +25,7 @@ def _cli(*args: str, tmp: Path, env: dict[str, str] | None = None) -> subprocess
         [*fx.CLI, *args],
         capture_output=True,
         text=True,
-        env={**fx.cli_env(tmp), "MEDFUSE_CACHE_DIR": str(tmp / "cache"), **(env or {})},
+        env={**fx.cli_env(tmp), **(env or {})},
         timeout=300,
     )
 

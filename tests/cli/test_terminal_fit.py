@@ -11,7 +11,7 @@ from medfuse.devices.catalog import load_catalog
 
 
 def _medfuse(*args: str, tmp_path: Path) -> str:
-    env = {**os.environ, "COLUMNS": "80", "MEDFUSE_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "COLUMNS": "80", "MEDFUSE_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run(
         [sys.executable, "-m", "medfuse.cli.main", *args],
         capture_output=True,

@@ -99,3 +99,20 @@ def test_factory_with_arguments_loads(tmp_path: Path) -> None:
     assert loaded.kind == "factory"
     assert loaded.extra["factory_args"] == {"width": 4}
     assert loaded.module.conv1.out_channels == 4
+
+
+def test_a_factory_in_the_current_folder_loads_and_leaves_sys_path_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``python -m`` would find it; the current folder is on the path for that import only
+    (a later import must not pick up whatever lies in the folder the export ran in)."""
+    (tmp_path / "cwd_nets_probe.py").write_text(
+        "import torch\ndef build(width=2):\n    return torch.nn.Linear(3, width)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+    before = list(sys.path)
+    loaded = load_model("cwd_nets_probe:build", {"width": 5})
+    assert loaded.module.out_features == 5
+    assert sys.path == before
+    sys.modules.pop("cwd_nets_probe", None)

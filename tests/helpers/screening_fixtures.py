@@ -265,7 +265,7 @@ def cli_env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         HOME=str(tmp / "home"),
-        MEDFUSE_CACHE=str(tmp / "cache"),
+        MEDFUSE_CACHE_DIR=str(tmp / "cache"),
         MEDFUSE_KEY_SECRET_FILE=str(tmp / "home" / "study-key.secret"),
         PYTHONWARNINGS="error",
         COLUMNS="160",

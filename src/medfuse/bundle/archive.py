@@ -88,13 +88,11 @@ DEFAULT_LIMITS = ZipLimits()
 
 
 def bundle_cache_dir() -> Path:
-    """Where zipped bundles are extracted: ``$MEDFUSE_CACHE_DIR/bundles`` or
-    ``$XDG_CACHE_HOME/medfuse/bundles`` (default ``~/.cache/medfuse/bundles``)."""
-    if env := os.environ.get("MEDFUSE_CACHE_DIR"):
-        return Path(env).expanduser() / "bundles"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "medfuse" / "bundles"
+    """Where zipped bundles are extracted: ``bundles`` in :func:`medfuse._paths.cache_dir`
+    (``$MEDFUSE_CACHE_DIR``, default ``~/.cache/medfuse``)."""
+    from medfuse._paths import cache_dir
+
+    return cache_dir("bundles")
 
 
 # -- the end records: bounded before zipfile reads the central directory ------------------------

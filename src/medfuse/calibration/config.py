@@ -7,7 +7,6 @@ so a typo is an error, not a silently ignored key.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,10 +65,11 @@ DEFAULT_FP16_OP_BLOCK_LIST: tuple[str, ...] = (
 
 
 def default_cache_dir() -> Path:
-    """``$MEDFUSE_CACHE_DIR/calibration`` or ``~/.cache/medfuse/calibration``."""
-    base = os.environ.get("MEDFUSE_CACHE_DIR")
-    root = Path(base) if base else Path.home() / ".cache" / "medfuse"
-    return root / "calibration"
+    """``calibration`` in :func:`medfuse._paths.cache_dir` (``$MEDFUSE_CACHE_DIR``, default
+    ``~/.cache/medfuse``)."""
+    from medfuse._paths import cache_dir
+
+    return cache_dir("calibration")
 
 
 @dataclass(frozen=True)

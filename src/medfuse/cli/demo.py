@@ -4,7 +4,7 @@ Generates a few synthetic multimodal studies (real DICOM files, no patient) into
 reuses them on later runs, screens them with the shipped reference bundle and prints one row per
 study and where the result files are. Needs only the base install: no torch, no onnx package.
 
-Cache: ``$MEDFUSE_CACHE`` (default ``~/.cache/medfuse``) holds ``demo-studies/`` (reused while its
+Cache: ``$MEDFUSE_CACHE_DIR`` (default ``~/.cache/medfuse``; the one cache folder of medfuse) holds ``demo-studies/`` (reused while its
 marker file says it is complete and has the requested number of studies) and, unless ``--out``
 says otherwise, ``demo-results/`` (rewritten on every run).
 """
@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medfuse._paths import CACHE_ENV, cache_dir
 from medfuse.cli.options import add_trust_options
 from medfuse.errors import UsageError
 
@@ -31,16 +32,14 @@ __all__ = ["cache_root", "configure", "ensure_demo_studies", "run"]
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "MEDFUSE_CACHE"
 _MARKER = ".medfuse-demo.json"
 _DEMO_SEED = 7
 _FORMAT = 1  # bump to regenerate caches written by an older layout
 
 
 def cache_root() -> Path:
-    """``$MEDFUSE_CACHE`` or ``~/.cache/medfuse``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path("~/.cache/medfuse").expanduser()
+    """medfuse's cache folder (:func:`medfuse._paths.cache_dir`)."""
+    return cache_dir()
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

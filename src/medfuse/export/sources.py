@@ -6,8 +6,8 @@ Four sources, told apart without running anything the user did not ask for:
     An importable callable returning a ``torch.nn.Module`` (``pkg.nets:build``), called with
     ``--factory-arg key=value`` keyword arguments (values parsed as JSON when they are JSON).
 ``*.pt2``
-    A ``torch.export`` archive (``torch.export.save``); exported with a dynamic batch axis
-    (``Dim``) so the ONNX graph keeps one.
+    A ``torch.export`` archive (``torch.export.save``); the ONNX graph keeps the program's own
+    dynamic axes (its batch is dynamic only if it was exported with a batch ``Dim``).
 TorchScript file
     ``torch.jit.save`` output (a zip with a ``code/`` folder), loaded with ``torch.jit.load``.
 ``medfuse train`` checkpoint
@@ -81,8 +81,10 @@ def _is_torch_export(path: Path, names: list[str]) -> bool:
 def _from_factory(source: str, kwargs: Mapping[str, Any]) -> LoadedModel:
     torch = require("torch", purpose="ONNX export")
     module_name, _, attr = source.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # a factory in the current folder, as `python -m` would find it
+    # a factory in the current folder, as `python -m` would find it (for this import only)
+    here = "" not in sys.path and "." not in sys.path
+    if here:
+        sys.path.insert(0, "")
     try:
         mod = importlib.import_module(module_name)
     except ImportError as exc:
@@ -90,6 +92,9 @@ def _from_factory(source: str, kwargs: Mapping[str, Any]) -> LoadedModel:
             f"cannot import {module_name!r} for the factory {source!r}: {exc}; put the package "
             "on PYTHONPATH or install it"
         ) from None
+    finally:
+        if here and "" in sys.path:
+            sys.path.remove("")
     factory: Any = mod
     for part in attr.split("."):
         factory = getattr(factory, part, None)

@@ -37,6 +37,7 @@ from medfuse.runtime.dicom._read import (
     native_order,
     validate_header,
 )
+from medfuse.runtime.dicom.limits import DEFLATED
 from medfuse.runtime.dicom.processing import Lut, Rescale, modality_transform
 from medfuse.runtime.dicom.study import HeaderFacts, Instance
 
@@ -49,7 +50,6 @@ __all__ = [
 ]
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
-_DEFLATED = "1.2.840.10008.1.2.1.99"
 _RLE = "1.2.840.10008.1.2.5"
 PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
 PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
@@ -106,7 +106,7 @@ def _header_facts(
     if str(tsyntax) == _RLE:
         return _rle_facts(ds, fh, element_offset, head, shape)
     order = native_order(tsyntax)
-    if order is None or str(tsyntax) == _DEFLATED:
+    if order is None or str(tsyntax) == DEFLATED:
         return None
     implicit, little = ds.original_encoding
     if implicit != (str(tsyntax) == _IMPLICIT_LE) or little != (order == "<"):
@@ -286,7 +286,7 @@ def pixel_length_fits(ds: Dataset, head: bytes, available: int) -> bool:
     try:
         tsyntax = str(ds.file_meta.TransferSyntaxUID)
         order = native_order(UID(tsyntax))
-        if order is None or tsyntax == _DEFLATED:
+        if order is None or tsyntax == DEFLATED:
             return True
         implicit, little = ds.original_encoding
         element = _element_header(head, implicit=bool(implicit), little=bool(little))

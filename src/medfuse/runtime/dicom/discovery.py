@@ -49,7 +49,7 @@ from medfuse.runtime.dicom.geometry import (
     frame_spacing,
     imager_spacing,
 )
-from medfuse.runtime.dicom.limits import check_deflated, oversize
+from medfuse.runtime.dicom.limits import DEFLATED, check_deflated, oversize
 from medfuse.runtime.dicom.study import Instance, Series, Study
 
 __all__ = ["SKIP_REASONS", "Collector", "Discovery", "discover_studies", "walk_files"]
@@ -67,7 +67,6 @@ SKIP_REASONS = (
     "unreadable_folder",
     "too_large",
 )
-_DEFLATED = "1.2.840.10008.1.2.1.99"
 _STUDY_UID_TAG = 0x0020000D
 _SERIES_UID_TAG = 0x0020000E
 
@@ -170,7 +169,7 @@ def _read_header(path: Path) -> tuple[str, str, str, Instance, str | None]:
                     raise _Skip("unreadable", _recover_uids(fh)) from exc
                 tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
                 offset = fh.tell()
-                head = b"" if tsyntax == _DEFLATED else fh.read(HEADER_PEEK)
+                head = b"" if tsyntax == DEFLATED else fh.read(HEADER_PEEK)
                 return _classify(path, fh, ds, tsyntax, offset, head)
         except _Skip:
             raise
@@ -325,7 +324,7 @@ def _classify(
         if cut and _declares_image(ds):
             raise _Skip("unreadable", uids)
         raise _Skip("non_image")
-    if tsyntax != _DEFLATED and marker not in (PIXEL_TAG_LE, PIXEL_TAG_BE):
+    if tsyntax != DEFLATED and marker not in (PIXEL_TAG_LE, PIXEL_TAG_BE):
         # an image header without pixels is a lost slice of its series either way
         raise _Skip("unreadable" if cut else "no_pixels", uids)
     if uids is None:
