@@ -45,6 +45,8 @@ from medfuse.runtime.results import (
 )
 from medfuse.runtime.results.keys import key_fingerprint
 from medfuse.runtime.results.lock import ResultsLock, check_fingerprint
+from medfuse.runtime.results.outcomes import StudyOutcome
+from medfuse.runtime.results.record import outcome_timing
 from medfuse.runtime.results.segmentation import write_masks
 from medfuse.runtime.threads import check_threads
 
@@ -111,7 +113,8 @@ class ScreeningSummary:
     ``elapsed_s`` and ``studies_per_s`` cover this run only (from the first batch to the last
     record, without discovery and the session's start, which ``discovery_s`` and
     ``session_open_s`` give). ``timing_ms_mean`` is the mean per-study time of each stage over
-    this run's ``ok`` studies. ``skipped_files`` counts the files discovery set aside, by reason.
+    this run's ``ok`` screenings (a study screened again counts each time); ``stage_s`` the
+    seconds of each stage over every screening of this run, whatever its outcome. ``skipped_files`` counts the files discovery set aside, by reason.
     ``reasons`` counts, over the studies without a result, why each input was empty
     (``"ct: too_few_frames"`` → studies); ``warnings`` counts warning codes over all studies.
     ``rescreened`` counts the studies discovery handed on before it had read all their files
@@ -136,6 +139,7 @@ class ScreeningSummary:
     torn_bytes_dropped: int = 0
     discovery_s: float = 0.0
     session_open_s: float = 0.0
+    stage_s: Mapping[str, float] = field(default_factory=dict)
     reasons: Mapping[str, int] = field(default_factory=dict)
     warnings: Mapping[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -153,13 +157,12 @@ class ScreeningSummary:
         return self.screened / self.wall_s if self.wall_s > 0 else 0.0
 
     def time_split_s(self) -> dict[str, float]:
-        """Seconds of work per stage over this run (stages overlap: they sum to more than
-        ``wall_s`` when the pipeline keeps several cores busy)."""
-        n = self.screened
+        """Seconds of work per stage over this run, every screening counted (stages overlap:
+        they sum to more than ``wall_s`` when the pipeline keeps several cores busy)."""
         return {
             "discovery": self.discovery_s,
             "session_open": self.session_open_s,
-            **{k: v * n / 1e3 for k, v in self.timing_ms_mean.items()},
+            **self.stage_s,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -363,6 +366,7 @@ def screen_studies(
         elapsed_s=run.elapsed_s,
         studies_per_s=screened / run.elapsed_s if run.elapsed_s > 0 else 0.0,
         timing_ms_mean={s: sum(v) / len(v) for s, v in run.stage_ms.items() if v},
+        stage_s=dict(run.stage_s),
         model=model,
         torn_bytes_dropped=existing.torn_bytes if existing else 0,
         discovery_s=feed.stream.busy_s,
@@ -438,6 +442,14 @@ class _RunCounts:
     rescreened: int = 0  # studies screened again: discovery found more of their files later
     elapsed_s: float = 0.0
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in _STAGES})
+    # seconds of work per stage over every screening of this run, whatever its outcome, also
+    # one whose record was superseded or never written (the work was done all the same)
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_STAGES, 0.0))
+
+    def work(self, outcome: StudyOutcome) -> None:
+        timing = outcome_timing(outcome)
+        for stage in _STAGES:
+            self.stage_s[stage] += timing.get(stage, 0.0) / 1e3
 
     def count(self, record: ResultRecord) -> None:
         if record.ok:
@@ -493,6 +505,7 @@ def _screen_feed(
     start = time.perf_counter()
     for outcome in session.predict_many(feed, batch_size=batch_size, workers=workers):
         key, study, final = feed.order.popleft()
+        run.work(outcome)
         if not final and stream.changed(study.uid):
             run.rescreened += 1  # more of its files were found: its final form comes later
         else:

@@ -109,6 +109,12 @@ def test_screening_a_split_study_ends_with_what_a_full_discovery_would_give(
     assert summary.wall_s >= summary.elapsed_s > 0 and summary.studies_per_s_wall > 0
     split_s = summary.time_split_s()
     assert {"discovery", "read", "preprocess", "inference"} <= set(split_s)
+    # the work of every screening counts, the split study's first one too (written or not)
+    on_file = sum(r["timing_ms"].get("inference", 0.0) for r in lines) / 1e3
+    if len(lines) == 5:
+        assert split_s["inference"] == pytest.approx(on_file, abs=5e-3)
+    else:
+        assert split_s["inference"] > on_file
 
 
 def test_resume_screens_again_a_split_study_recorded_from_part_of_its_files(
