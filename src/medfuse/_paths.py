@@ -82,11 +82,39 @@ def access_error(
 
 @contextmanager
 def writing(path: str | os.PathLike[str], doing: str = "write", flag: str = "") -> Iterator[None]:
-    """Turn any ``OSError`` inside the block into a :class:`FileAccessError` naming ``path``."""
+    """Turn any ``OSError`` inside the block into a :class:`FileAccessError` naming ``path``.
+
+    An error on a file that is neither ``path``, below it, nor one of its temporary siblings
+    (``.<name>.tmp-…``) is not blamed on ``path``: the block also reads its inputs (a model, a
+    spec, studies) and may use the temporary folder. That file is not named (it may lie in a
+    studies folder whose names carry patient data)."""
     try:
         yield
     except OSError as exc:
+        if exc.filename is not None and not _belongs(exc.filename, Path(path)):
+            code = exc.errno if exc.errno is not None else 0
+            name = errno.errorcode.get(code, type(exc).__name__)
+            raise FileAccessError(
+                f"cannot {doing} {_label(flag)}{os.fspath(Path(path).absolute())}: a file that "
+                f"is not part of it failed ({name}: {exc.strerror or 'refused'}) — one of the "
+                "inputs, or the temporary folder; check that the inputs are readable and that "
+                "the temporary folder has space"
+            ) from exc
         raise access_error(exc, path, doing, flag) from exc
+
+
+def _belongs(filename: object, path: Path) -> bool:
+    """Whether ``filename`` is ``path``, lies below it, or is one of its temporary siblings."""
+    try:
+        file = Path(os.fsdecode(filename)).absolute()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return True  # not a path: blame the output, as before
+    target = Path(path).absolute()
+    if file == target or target in file.parents:
+        return True
+    return file.parent == target.parent and file.name.startswith(
+        (f".{target.name}.", f"{target.name}.")
+    )
 
 
 def _refuse(flag: str, path: Path, why: str) -> FileAccessError:

@@ -169,3 +169,24 @@ def test_every_cache_follows_one_rule(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert where() == [tmp_path / "home" / ".cache" / "medfuse"] * 4
     assert bundle_cache_dir().name == "bundles" and default_cache_dir().name == "calibration"
+
+
+def test_a_failing_input_inside_a_writing_block_is_not_blamed_on_the_output(
+    tmp_path: Path,
+) -> None:
+    """export / train / export-triton read their inputs inside ``writing(--out)``: a missing
+    input is said to be an input (and not named: it may sit in a studies folder), while the
+    output, anything below it and its temporary siblings stay the output's fault."""
+    import errno
+
+    out = tmp_path / "bundle.medfuse"
+    secret_input = tmp_path / "studies" / "Doe^Jane" / "1.dcm"
+    with pytest.raises(FileAccessError) as info, writing(out, "write the bundle", "--out"):
+        secret_input.read_bytes()
+    msg = str(info.value)
+    assert "not part of it" in msg and "ENOENT" in msg and "Doe" not in msg
+    for own in (out, out / "model.onnx", tmp_path / ".bundle.medfuse.tmp-ab12"):
+        with pytest.raises(FileAccessError) as info, writing(out, "write the bundle", "--out"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(own))
+        assert "(EACCES: permission denied" in str(info.value)
+        assert "not part of it" not in str(info.value)

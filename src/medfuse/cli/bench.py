@@ -288,7 +288,8 @@ def _overview(args: argparse.Namespace, bundle: str | None) -> int:
     if args.plot:
         from medfuse.benchmarks.plots import plot_report
 
-        plot_report(ov.bench, args.plot)
+        with writing(args.plot, flag="--plot"):
+            plot_report(ov.bench, args.plot)
     return 0
 
 
