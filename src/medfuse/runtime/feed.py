@@ -15,8 +15,11 @@ faster than studies are screened.
 Where it can, discovery runs in a **process of its own** (forked, so it starts in milliseconds
 with every module already imported): header parsing is Python work, and on a thread it holds
 the interpreter lock the read workers and preprocessing need (measured on 2 cores: the loop ran
-at 31–34 studies/s with discovery on a thread, 46 with it in a process). Studies cross over
-pickled (about 1 ms per study to unpickle). A fork is only safe on Linux and while no other
+at 31–34 studies/s with discovery on a thread, 46 with it in a process). Studies cross a
+one-way pipe pickled (about 1 ms per study to unpickle); the pipe's buffer (64 KiB on Linux, a
+few studies) bounds how far the process runs ahead, and the end of either side is seen by the
+other: the parent gone or closing its end breaks the child's next hand-over, the child's death
+ends the parent's read (an error of the run, not a wait). A fork is only safe on Linux and while no other
 Python thread runs (a lock held by another thread would stay locked in the child); otherwise
 discovery runs on a thread, as it does when ``process=False``.
 """
@@ -50,7 +53,7 @@ logger = logging.getLogger(__name__)
 _END = object()
 AHEAD = 16  # studies discovery may hand on before the pipeline takes them
 _POLL_S = 0.1  # how often a blocked hand-over looks whether the other side gave up
-_CLOSE_S = 5.0  # how long close() waits for a discovery process before killing it
+_CLOSE_S = 1.0  # how long close() waits for a discovery process before killing it
 
 
 def can_fork() -> bool:
@@ -130,8 +133,11 @@ class DiscoveryFeed:
         logger.debug("discovery runs %s", "in a process" if process else "on a thread")
         if process:
             ctx = multiprocessing.get_context("fork")
-            self._stop: Any = ctx.Event()
-            self._queue: Any = ctx.Queue(maxsize=AHEAD)
+            self._stop = threading.Event()  # the parent's only: the child watches the pipe
+            # a one-way pipe: the child alone writes, the parent alone reads, so the end of
+            # either is seen by the other (EOF, a broken pipe), and the pipe's own buffer
+            # bounds how far discovery runs ahead
+            self._conn, self._send = ctx.Pipe(duplex=False)
             self._parent = os.getpid()
             walker = StudyStream(root, stop=self._stopped)  # checks root here
             self.stream: StudyStream | StreamState = StreamState()
@@ -139,10 +145,11 @@ class DiscoveryFeed:
                 target=self._child, args=(walker,), name="medfuse-discovery", daemon=True
             )
             self.process.start()
+            self._send.close()
             self._thread: threading.Thread | None = None
         else:
             self._stop = threading.Event()
-            self._queue = queue.Queue(maxsize=AHEAD)
+            self._queue: queue.Queue[object] = queue.Queue(maxsize=AHEAD)
             self.stream = StudyStream(root, progress=progress, stop=self._stop.is_set)
             self._thread = threading.Thread(
                 target=self._discover, args=(self.stream,), name="medfuse-discovery", daemon=True
@@ -194,17 +201,18 @@ class DiscoveryFeed:
             self._put(end)
 
     def _child(self, walker: StudyStream) -> None:
-        """The discovery process: Ctrl-C is for the parent, which stops it through the event."""
+        """The discovery process: Ctrl-C is for the parent, which stops it by closing its end
+        of the pipe (the next hand-over fails) or, at last, kills it."""
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self._conn.close()
         try:
             self._discover(walker)
         finally:
-            if self._stopped():  # nobody reads the rest: exit without flushing it
-                self._queue.cancel_join_thread()
+            self._send.close()
 
     def _stopped(self) -> bool:
         """The feed was closed, or (in the discovery process) the run that started it is gone:
-        an orphan would otherwise hold the run's files open and wait for room forever."""
+        an orphan would otherwise hold the run's files open (its lock too)."""
         if self._stop.is_set():
             return True
         parent = self._parent
@@ -212,6 +220,12 @@ class DiscoveryFeed:
 
     def _put(self, item: object) -> bool:
         """Queue ``item`` once the pipeline has room; False when the feed was closed."""
+        if self.process is not None:  # in the discovery process: pickled here, so an error
+            try:  # pickling is the run's error, not a study silently lost
+                self._send.send(item)
+            except (BrokenPipeError, ConnectionResetError):
+                return False  # the parent closed its end, or is gone
+            return True
         while not self._stopped():
             try:
                 self._queue.put(item, timeout=_POLL_S)
@@ -228,11 +242,11 @@ class DiscoveryFeed:
         if self._thread is not None:
             self._thread.join()
             return
+        self._conn.close()  # its next hand-over fails: it ends
         self.process.join(_CLOSE_S)
-        if self.process.is_alive():  # stuck in a file system call: it holds nothing we need
+        if self.process.is_alive():  # deep in a long stretch of reading: it holds nothing we need
             self.process.kill()
             self.process.join()
-        self._queue.close()
 
     def _get(self) -> object:
         if self._first is not None:
@@ -247,22 +261,15 @@ class DiscoveryFeed:
         """The next item from the discovery process, with its news applied to :attr:`stream`."""
         state = self.stream
         assert isinstance(state, StreamState)
-        while True:
-            try:
-                msg = self._queue.get(timeout=_POLL_S)
-                break
-            except queue.Empty:
-                if self.process.is_alive():
-                    continue
-                try:  # it may have ended just after the last look
-                    msg = self._queue.get(timeout=_POLL_S)
-                    break
-                except queue.Empty:
-                    raise MedfuseError(
-                        "discovery stopped unexpectedly (its process exited with code "
-                        f"{self.process.exitcode}); run again — studies already recorded are "
-                        "kept with --resume"
-                    ) from None
+        try:  # the end of the pipe before the last message: the process died (mid-message too)
+            msg = self._conn.recv()
+        except (EOFError, OSError):
+            self.process.join(_CLOSE_S)
+            raise MedfuseError(
+                "discovery stopped unexpectedly (its process exited with code "
+                f"{self.process.exitcode}); run again — studies already recorded are "
+                "kept with --resume"
+            ) from None
         if msg[0] == "error":
             return msg[1]
         if msg[0] == "end":
@@ -307,7 +314,7 @@ class DiscoveryFeed:
             self._thread.join()
         else:
             self.process.join()
-            self._queue.close()
+            self._conn.close()
 
 
 def _portable(exc: BaseException) -> BaseException:
