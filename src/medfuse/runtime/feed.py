@@ -8,9 +8,9 @@ recorded from part of its files by a run that was stopped, so its final form is 
 Each fed study comes with whether it was final when discovery handed it on; a provisional one is
 final unless :meth:`StudyStream.changed` says otherwise (see :mod:`medfuse.runtime.screening`).
 
-Discovery runs at most :data:`AHEAD` studies ahead of the pipeline (the queue between them is
-bounded), so the studies waiting to be screened do not pile up in memory when headers are read
-faster than studies are screened.
+Discovery on a thread runs at most :data:`AHEAD` studies ahead of the pipeline (the queue
+between them is bounded; in a process, the pipe's buffer bounds it), so the studies waiting to
+be screened do not pile up in memory when headers are read faster than studies are screened.
 
 Where it can, discovery runs in a **process of its own** (forked, so it starts in milliseconds
 with every module already imported): header parsing is Python work, and on a thread it holds
@@ -19,9 +19,9 @@ at 31–34 studies/s with discovery on a thread, 46 with it in a process). Studi
 one-way pipe pickled (about 1 ms per study to unpickle); the pipe's buffer (64 KiB on Linux, a
 few studies) bounds how far the process runs ahead, and the end of either side is seen by the
 other: the parent gone or closing its end breaks the child's next hand-over, the child's death
-ends the parent's read (an error of the run, not a wait). A fork is only safe on Linux and while no other
-Python thread runs (a lock held by another thread would stay locked in the child); otherwise
-discovery runs on a thread, as it does when ``process=False``.
+ends the parent's read (an error of the run, not a wait). A fork is only safe on Linux and
+while no other Python thread runs (a lock held by another thread would stay locked in the
+child); otherwise discovery runs on a thread, as it does when ``process=False``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 _END = object()
 AHEAD = 16  # studies discovery may hand on before the pipeline takes them
-_POLL_S = 0.1  # how often a blocked hand-over looks whether the other side gave up
+_POLL_S = 0.1  # how often the thread's blocked hand-over looks whether the feed was closed
 _CLOSE_S = 1.0  # how long close() waits for a discovery process before killing it
 
 

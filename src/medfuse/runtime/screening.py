@@ -114,7 +114,8 @@ class ScreeningSummary:
     record, without discovery and the session's start, which ``discovery_s`` and
     ``session_open_s`` give). ``timing_ms_mean`` is the mean per-study time of each stage over
     this run's ``ok`` screenings (a study screened again counts each time); ``stage_s`` the
-    seconds of each stage over every screening of this run, whatever its outcome. ``skipped_files`` counts the files discovery set aside, by reason.
+    seconds of each stage over every screening of this run, whatever its outcome.
+    ``skipped_files`` counts the files discovery set aside, by reason.
     ``reasons`` counts, over the studies without a result, why each input was empty
     (``"ct: too_few_frames"`` → studies); ``warnings`` counts warning codes over all studies.
     ``rescreened`` counts the studies discovery handed on before it had read all their files
